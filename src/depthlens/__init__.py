@@ -1,0 +1,102 @@
+"""depthlens: monocular depth estimation from the models people trust.
+
+>>> import depthlens
+>>> model = depthlens.load_model("depth-anything-v2-small")    # doctest: +SKIP
+>>> result = model.predict("photo.jpg")                        # doctest: +SKIP
+>>> result.depth.shape, result.kind                            # doctest: +SKIP
+((480, 640), 'relative_inverse')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from depthlens.errors import DepthlensError, UnknownModelError, WeightsError
+from depthlens.geometry.camera import Camera
+from depthlens.io.images import Image, ImageSource, load_image
+from depthlens.models.estimator import DepthResult, Estimator, pick_device
+from depthlens.models.registry import MODELS, get_spec, spec_for_official_file
+from depthlens.models.spec import ModelSpec
+from depthlens.models.weights import (
+    WeightsLocation,
+    build_network,
+    classify_path,
+    find_weights,
+    read_converted_config,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "Camera",
+    "DepthResult",
+    "DepthlensError",
+    "Estimator",
+    "Image",
+    "estimate",
+    "load_image",
+    "load_model",
+]
+__version__ = "0.1.0"
+
+# The model that ships inside the package (trained by depthlens' own pipeline).
+DEFAULT_MODEL = "depthlens-small"
+
+_CACHE: dict[tuple[str, str, str], Estimator] = {}
+
+
+def _resolve(model: str | Path, weights: str | Path | None) -> tuple[ModelSpec, WeightsLocation]:
+    """The zoo row and weights location for a model name or a path to weights."""
+    name = str(model)
+    if name in MODELS:
+        spec = MODELS[name]
+        return spec, find_weights(spec, Path(weights) if weights is not None else None)
+    if name == DEFAULT_MODEL:
+        raise WeightsError(
+            f"The bundled model {DEFAULT_MODEL} is not part of this build yet; choose a zoo "
+            "model with --model NAME and its weights (see `depthlens models`)."
+        )
+    path = Path(name)
+    if not path.exists():
+        get_spec(name)  # raises UnknownModelError listing the zoo names
+    location = classify_path(path)
+    if location.kind == "converted_dir":
+        spec = get_spec(str(read_converted_config(path)["model"]))
+        return spec, location
+    by_file = spec_for_official_file(path.name) if location.kind == "file" else None
+    if by_file is None:
+        raise UnknownModelError(
+            f"Cannot tell which model {path} holds; pass the zoo name, e.g. "
+            f"load_model('depth-anything-v2-small', weights='{path}')."
+        )
+    return by_file, location
+
+
+def load_model(
+    model: str | Path = DEFAULT_MODEL,
+    weights: str | Path | None = None,
+    device: str = "auto",
+) -> Estimator:
+    """An Estimator for a zoo name (see ``depthlens.MODELS``) or a path to weights.
+
+    ``weights`` is an official checkpoint, a safetensors file, a folder written by
+    ``depthlens convert`` or a Hugging Face model folder; without it the weights are
+    looked up (bundled, local caches, Hub). Estimators are cached per process.
+    """
+    spec, location = _resolve(model, weights)
+    torch_device = pick_device(device)
+    key = (spec.name, str(location.path.resolve()), str(torch_device))
+    if key not in _CACHE:
+        network = build_network(spec, location)
+        _CACHE[key] = Estimator(spec, network, torch_device, weights=str(location.path))
+    return _CACHE[key]
+
+
+def estimate(
+    image: ImageSource | Image,
+    model: str | Path = DEFAULT_MODEL,
+    weights: str | Path | None = None,
+    device: str = "auto",
+) -> DepthResult:
+    """One-liner: the depth of ``image`` (path, bytes, PIL image or uint8 array)."""
+    return load_model(model, weights, device).predict(image)

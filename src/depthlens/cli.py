@@ -1,0 +1,344 @@
+"""The ``depthlens`` command: one thin function per verb over the library.
+
+Errors the user can act on are printed as one sentence on stderr with a non-zero exit
+code (1: some inputs failed; 2: bad model, weights or arguments).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Annotated
+
+import click
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from depthlens.errors import DepthlensError, ImageError, OutputError
+from depthlens.io.depth_files import write_npy, write_pfm, write_png, write_png16
+from depthlens.io.images import Image, find_images, load_image
+from depthlens.viz.colormaps import COLORMAPS, colorize, side_by_side
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Monocular depth estimation: one photo in, a per-pixel depth map out.",
+)
+out = Console()
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+OUTPUT_FORMATS = ("color", "png16", "pfm", "npy")
+SUFFIXES = {
+    "color": "-depth.png",
+    "png16": "-depth16.png",
+    "pfm": "-depth.pfm",
+    "npy": "-depth.npy",
+    "side": "-side.png",
+}
+
+
+class _Usage(DepthlensError):
+    exit_code = 2
+
+
+def _parse_formats(text: str) -> list[str]:
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+    if unknown or not formats:
+        raise _Usage(
+            f"Unknown output format {', '.join(unknown) or '(none)'}: "
+            f"choose from {', '.join(OUTPUT_FORMATS)}."
+        )
+    return list(dict.fromkeys(formats))
+
+
+def output_stems(relatives: list[PurePath]) -> list[PurePath]:
+    """Output path stems (no suffix) for input paths relative to the output folder.
+
+    ``a/photo.jpg`` -> ``a/photo``. When two inputs would share a stem (``photo.jpg``
+    and ``photo.png``), both keep their extension in the name (``photo_jpg``); inputs
+    that still collide (the same name found under two input folders) get ``-2``, ``-3``.
+    """
+    stems = [rel.with_suffix("") for rel in relatives]
+    suffixes: dict[PurePath, set[str]] = {}
+    for stem, rel in zip(stems, relatives, strict=True):
+        suffixes.setdefault(stem, set()).add(rel.suffix)
+    named = [
+        stem.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}") if len(suffixes[stem]) > 1 else stem
+        for stem, rel in zip(stems, relatives, strict=True)
+    ]
+    seen: dict[PurePath, int] = {}
+    unique = []
+    for stem in named:
+        seen[stem] = seen.get(stem, 0) + 1
+        unique.append(stem if seen[stem] == 1 else stem.with_name(f"{stem.name}-{seen[stem]}"))
+    return unique
+
+
+def write_outputs(
+    image: Image,
+    depth: np.ndarray,
+    kind: str,
+    stem: Path,
+    formats: list[str],
+    colormap: str,
+    with_side_by_side: bool,
+) -> list[Path]:
+    """Write the requested files for one image; each file is written atomically."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    heat = None
+    if "color" in formats or with_side_by_side:
+        heat = colorize(depth if kind == "relative_inverse" else -depth, colormap)
+    for fmt in formats:
+        path = stem.with_name(stem.name + SUFFIXES[fmt])
+        if fmt == "color":
+            assert heat is not None
+            write_png(path, heat)
+        elif fmt == "png16":
+            write_png16(path, depth)
+        elif fmt == "pfm":
+            write_pfm(path, depth)
+        else:
+            write_npy(path, depth)
+        written.append(path)
+    if with_side_by_side:
+        assert heat is not None
+        path = stem.with_name(stem.name + SUFFIXES["side"])
+        write_png(path, side_by_side(image.rgb, heat))
+        written.append(path)
+    return written
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.2f} img/s" if speed else "-- img/s")
+
+
+@dataclass
+class _Item:
+    path: Path
+    stem: Path
+
+
+def _batches(items: list[_Item], size: int) -> Iterator[list[_Item]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@app.command()
+def predict(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the outputs.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Zoo name or weights path.")] = (
+        "depthlens-small"
+    ),
+    weights: Annotated[
+        Path | None, typer.Option(help="Checkpoint file or folder for the model.")
+    ] = None,
+    formats: Annotated[
+        str, typer.Option("--format", "-f", help="Comma-separated: color,png16,pfm,npy.")
+    ] = "color,png16",
+    colormap: Annotated[str, typer.Option(help=f"One of {', '.join(COLORMAPS)}.")] = "inferno",
+    with_side_by_side: Annotated[
+        bool, typer.Option("--side-by-side", help="Also write photo | heatmap panels.")
+    ] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend folders.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 4,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+) -> None:
+    """Predict depth for images and write colour heatmaps and depth files under OUTPUT."""
+    import depthlens
+
+    chosen = _parse_formats(formats)
+    if colormap not in COLORMAPS:
+        raise _Usage(f"Unknown colormap '{colormap}': choose from {', '.join(COLORMAPS)}.")
+    failures: list[tuple[str, str]] = []
+    found: list[tuple[Path, PurePath]] = []
+    for pattern in inputs:
+        try:
+            found.extend(find_images([pattern], recursive=recursive))
+        except ImageError as exc:
+            failures.append((pattern, str(exc)))
+    found = list(dict.fromkeys(found))
+    total = len(found) + len(failures)
+    root = output.resolve()
+    stems = output_stems([rel for _, rel in found])
+    items = [_Item(path, root / stem) for (path, _), stem in zip(found, stems, strict=True)]
+    for item in items:
+        if not item.stem.resolve().is_relative_to(root):
+            raise OutputError(f"Output for {item.path} would fall outside {root}.")
+    for name, reason in failures:
+        err.print(f"failed {name}: {reason}", markup=False)
+    if not items:
+        if failures:
+            raise typer.Exit(1)
+        raise _Usage(f"No images found in {', '.join(inputs)}.")
+
+    estimator = depthlens.load_model(model, weights, device)
+    done = 0
+    start = time.perf_counter()
+    progress = Progress(
+        TextColumn("[bold]depth[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("predict", total=len(items))
+        for batch in _batches(items, batch_size):
+            loaded: list[tuple[_Item, Image]] = []
+            for item in batch:
+                try:
+                    loaded.append((item, load_image(item.path)))
+                except ImageError as exc:
+                    failures.append((str(item.path), str(exc)))
+                    err.print(f"failed {item.path}: {exc}", markup=False)
+                    progress.advance(task)
+            if not loaded:
+                continue
+            results = estimator.predict_images([image for _, image in loaded], batch_size)
+            for (item, image), result in zip(loaded, results, strict=True):
+                try:
+                    write_outputs(
+                        image,
+                        result.depth,
+                        result.kind,
+                        item.stem,
+                        chosen,
+                        colormap,
+                        with_side_by_side,
+                    )
+                    done += 1
+                except (OutputError, OSError) as exc:
+                    failures.append((str(item.path), str(exc)))
+                    err.print(f"failed {item.path}: {exc}", markup=False)
+                progress.advance(task)
+    elapsed = time.perf_counter() - start
+    rate = done / elapsed if elapsed > 0 else 0.0
+    summary = (
+        f"{done} of {total} inputs -> {root} in {elapsed:.1f} s "
+        f"({rate:.2f} images/s) with {estimator.name}"
+    )
+    if failures:
+        summary += f"; {len(failures)} failed"
+    out.print(summary, highlight=False)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the model zoo: family, size, output kind, licence, local weights."""
+    from depthlens.errors import WeightsError
+    from depthlens.models.registry import MODELS
+    from depthlens.models.weights import find_weights
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("name", "family", "params (M)", "output", "licence", "weights here"):
+        table.add_column(column)
+    for spec in MODELS.values():
+        try:
+            location = find_weights(spec, download=False)
+            present = f"yes ({location.origin})"
+        except WeightsError:
+            present = "no"
+        table.add_row(
+            spec.name,
+            spec.family,
+            f"{spec.params_millions:.1f}",
+            spec.kind,
+            spec.licence,
+            present,
+        )
+    # Piped output is not cut to 80 columns: the names must stay whole for scripts.
+    console = out if out.is_terminal else Console(width=200, highlight=False)
+    console.print(table)
+
+
+@app.command()
+def convert(
+    checkpoint: Annotated[Path, typer.Argument(help="An official .pt/.pth checkpoint.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Zoo name (guessed from the file name).")
+    ] = None,
+) -> None:
+    """Convert an official checkpoint to safetensors + depthlens.json (strictly checked)."""
+    from depthlens.models.registry import get_spec, spec_for_official_file
+    from depthlens.models.weights import build_network, classify_path, save_converted
+
+    spec = get_spec(model) if model else spec_for_official_file(checkpoint.name)
+    if spec is None:
+        raise _Usage(f"Cannot tell which model {checkpoint.name} is; pass --model NAME.")
+    location = classify_path(checkpoint)
+    network = build_network(spec, location)
+    save_converted(spec, network, output)
+    out.print(
+        f"Wrote {spec.name} to {output} (model.safetensors, depthlens.json); "
+        f"load it with depthlens.load_model('{output}').",
+        highlight=False,
+    )
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")] = Path(
+        "demo-output"
+    ),
+) -> None:
+    """Render a demo scene, predict its depth with the default model, write the results."""
+    import depthlens
+    from depthlens.errors import WeightsError
+    from depthlens.synth.demo import demo_scene
+
+    output.mkdir(parents=True, exist_ok=True)
+    scene = demo_scene()
+    input_path = output / "input.png"
+    write_png(input_path, scene)
+    try:
+        estimator = depthlens.load_model()
+    except WeightsError as exc:
+        out.print(f"Demo input written to {input_path}. No depth predicted: {exc}", highlight=False)
+        return
+    result = estimator.predict(scene)
+    image = load_image(input_path)
+    paths = write_outputs(
+        image, result.depth, result.kind, output / "input", ["color"], "inferno", True
+    )
+    out.print(
+        f"Demo outputs: input {input_path}, " + ", ".join(str(p) for p in paths), highlight=False
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line on stderr and an exit code."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except DepthlensError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Depth maps on disk: NPY and PFM (exact float32), 16-bit PNG (normalised), colour PNG.
+
+Every writer is atomic: it writes a temporary file next to the target and renames
+it over the target (``os.replace``), so a reader never sees a half-written file and
+a failed write leaves the old file, if any, untouched and no temporary behind.
+Parent folders are created. Failures to write raise ``OutputError``; files that
+cannot be read back raise ``ImageError``.
+
+What each writer does with non-finite depth (NaN, ±inf): NPY and PFM store it as
+is; ``write_png16`` leaves it out of the min/max and writes 0 there.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+
+from depthlens.errors import ImageError, OutputError
+
+__all__ = [
+    "read_npy",
+    "read_pfm",
+    "read_png16",
+    "write_npy",
+    "write_pfm",
+    "write_png",
+    "write_png16",
+]
+
+PathLike = str | os.PathLike[str]
+
+PNG16_MAX = 65535
+
+
+def _atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The temporary is created with mode 0o666 minus the umask, like ``open(path, "w")``,
+    so the result has the permissions a plain write would give. Atomic against this
+    process failing or being interrupted, not against power loss (no fsync).
+    """
+    target = Path(path)
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(temp, flags, 0o666)
+    except OSError as err:
+        raise OutputError(f"Cannot write {target}: {err.strerror or err}.") from err
+    done = False
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+        os.replace(temp, target)
+        done = True
+    except OSError as err:
+        raise OutputError(f"Cannot write {target}: {err.strerror or err}.") from err
+    finally:
+        if not done:
+            temp.unlink(missing_ok=True)
+    return target
+
+
+def write_npy(path: PathLike, depth: np.ndarray) -> Path:
+    """Save ``depth`` (any shape, stored as float32) as a ``.npy`` file; returns the path."""
+    array = np.ascontiguousarray(depth, dtype=np.float32)
+    return _atomic_write(path, lambda file: np.save(file, array, allow_pickle=False))
+
+
+def read_npy(path: PathLike) -> np.ndarray:
+    """Load a ``.npy`` array of real numbers as float32 (no pickles are loaded)."""
+    try:
+        array = np.load(Path(path), allow_pickle=False)
+    except FileNotFoundError as err:
+        raise ImageError(f"Depth file {path} does not exist.") from err
+    except (OSError, ValueError, EOFError) as err:
+        raise ImageError(f"{path} is not a readable .npy array file ({err}).") from err
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ImageError(f"{path} holds {array.dtype} values, not numbers.")
+    return array.astype(np.float32, copy=False)
+
+
+def write_pfm(path: PathLike, depth: np.ndarray, scale: float = 1.0) -> Path:
+    """Save an (H, W), (H, W, 1) or (H, W, 3) array as little-endian float32 PFM.
+
+    The layout of MiDaS's ``write_pfm`` (isl-org/MiDaS: utils.py): a ``Pf`` (grey) or
+    ``PF`` (colour) line, ``"<width> <height>"``, the scale written negative to mean
+    little-endian (``-1.000000``), then the rows bottom-up.
+    """
+    array = np.asarray(depth)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        magic = b"Pf"
+    elif array.ndim == 3 and array.shape[2] == 3:
+        magic = b"PF"
+    else:
+        raise ValueError(f"PFM holds (H, W) or (H, W, 3) arrays, got shape {array.shape}")
+    if not scale > 0:
+        raise ValueError(f"PFM scale must be positive, got {scale}")
+    header = b"%s\n%d %d\n%f\n" % (magic, array.shape[1], array.shape[0], -scale)
+    body = np.ascontiguousarray(np.flipud(array), dtype="<f4").tobytes()
+
+    def write(file: BinaryIO) -> None:
+        file.write(header)
+        file.write(body)
+
+    return _atomic_write(path, write)
+
+
+def read_pfm(path: PathLike) -> np.ndarray:
+    """Load a PFM file as float32 (H, W) (``Pf``) or (H, W, 3) (``PF``), top row first.
+
+    Both byte orders are read (negative scale: little-endian, positive: big-endian);
+    the scale's magnitude is not applied, as in MiDaS's ``read_pfm``.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as err:
+        raise ImageError(f"Depth file {path} does not exist.") from err
+    except OSError as err:
+        raise ImageError(f"Depth file {path} cannot be read: {err.strerror or err}.") from err
+    header, offset = _pfm_header(data)
+    if header is None:
+        raise ImageError(f"{path} is not a PFM file (it must start with 'Pf' or 'PF').")
+    magic, width, height, scale = header
+    channels = 3 if magic == b"PF" else 1
+    count = width * height * channels
+    if len(data) - offset < 4 * count:
+        raise ImageError(
+            f"{path} is truncated: its header says {width}×{height}×{channels} floats "
+            f"but only {(len(data) - offset) // 4} follow."
+        )
+    dtype = "<f4" if scale < 0 else ">f4"
+    values = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    shape = (height, width, 3) if channels == 3 else (height, width)
+    return np.flipud(values.reshape(shape)).astype(np.float32)
+
+
+def _pfm_header(data: bytes) -> tuple[tuple[bytes, int, int, float] | None, int]:
+    """Parse ``magic``, ``width height`` and ``scale`` (whitespace-separated tokens).
+
+    Returns the header (None if malformed) and the offset of the first data byte,
+    which follows the single whitespace byte ending the scale token.
+    """
+    tokens: list[bytes] = []
+    offset = 0
+    while len(tokens) < 4:
+        while offset < len(data) and data[offset : offset + 1].isspace():
+            offset += 1
+        start = offset
+        while offset < len(data) and not data[offset : offset + 1].isspace():
+            offset += 1
+        if start == offset or offset - start > 32:
+            return None, 0
+        tokens.append(data[start:offset])
+    offset += 1  # the newline after the scale
+    magic, width, height, scale = tokens
+    if magic not in (b"Pf", b"PF"):
+        return None, 0
+    try:
+        parsed = (magic, int(width), int(height), float(scale))
+    except ValueError:
+        return None, 0
+    if parsed[1] <= 0 or parsed[2] <= 0 or parsed[3] == 0:
+        return None, 0
+    return parsed, offset
+
+
+def write_png16(path: PathLike, depth: np.ndarray) -> tuple[float, float]:
+    """Save (H, W) ``depth`` as a 16-bit grey PNG normalised to 0..65535.
+
+    As MiDaS's ``write_depth(..., bits=2)`` (isl-org/MiDaS: utils.py):
+    ``65535 * (depth - min) / (max - min)``, all zeros when ``max - min`` is not above
+    float eps; rounded to nearest here rather than truncated, so the error is at
+    most half a step. Non-finite pixels are left out of min/max and written as 0.
+    Returns the ``(min, max)`` used, which maps 0..65535 back to depth; ``(nan, nan)``
+    when no pixel is finite.
+    """
+    values = np.asarray(depth, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"write_png16 takes an (H, W) depth map, got shape {values.shape}")
+    finite = np.isfinite(values)
+    out = np.zeros(values.shape, np.uint16)
+    if not finite.any():
+        low = high = float("nan")
+    else:
+        low, high = float(values[finite].min()), float(values[finite].max())
+        if high - low > np.finfo(np.float64).eps:
+            scaled = (values[finite] - low) / (high - low) * PNG16_MAX
+            out[finite] = np.rint(scaled).astype(np.uint16)
+    _write_encoded_png(path, out)
+    return low, high
+
+
+def read_png16(path: PathLike) -> np.ndarray:
+    """Load a 16-bit grey PNG as an (H, W) uint16 array (values as stored)."""
+    decoded = _decode_file(path, cv2.IMREAD_UNCHANGED)
+    if decoded.dtype != np.uint16 or decoded.ndim != 2:
+        channels = 1 if decoded.ndim == 2 else decoded.shape[2]
+        raise ImageError(
+            f"{path} is a {decoded.dtype.itemsize * 8}-bit, {channels}-channel image, "
+            "not a 16-bit grey PNG."
+        )
+    return decoded
+
+
+def write_png(path: PathLike, rgb: np.ndarray) -> Path:
+    """Save an (H, W, 3) RGB or (H, W) grey uint8 image as PNG; returns the path."""
+    image = np.asarray(rgb)
+    if image.dtype != np.uint8 or not (
+        image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
+    ):
+        raise ValueError(
+            f"write_png takes (H, W, 3) or (H, W) uint8, got {image.dtype} {image.shape}"
+        )
+    return _write_encoded_png(path, image[:, :, ::-1] if image.ndim == 3 else image)
+
+
+def _write_encoded_png(path: PathLike, image: np.ndarray) -> Path:
+    """Encode a BGR or grey uint8/uint16 array as PNG in memory, then write it atomically."""
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
+        raise OutputError(f"Cannot encode the image for {path} as PNG.")
+    data = encoded.tobytes()
+
+    def write(file: BinaryIO) -> None:
+        file.write(data)
+
+    return _atomic_write(path, write)
+
+
+def _decode_file(path: PathLike, flags: int) -> np.ndarray:
+    """Decode an image file with OpenCV; ImageError if missing or unreadable."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as err:
+        raise ImageError(f"Depth file {path} does not exist.") from err
+    except OSError as err:
+        raise ImageError(f"Depth file {path} cannot be read: {err.strerror or err}.") from err
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    if decoded is None:
+        raise ImageError(f"{path} is not a readable PNG image.")
+    return decoded

@@ -1,0 +1,433 @@
+"""Reading photos into RGB arrays, and finding the photos a user named.
+
+``load_image`` is the one door through which pixels enter depthlens. Whatever the
+source (a path, uploaded bytes, a PIL image or an array) it returns an ``Image``
+holding an (H, W, 3) uint8 RGB array, upright as EXIF orientation says, and the
+camera intrinsics EXIF implies. Anything it cannot read becomes an ``ImageError``
+with one sentence naming the file.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import re
+import struct
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image as PILImage
+
+from depthlens.errors import ImageError
+from depthlens.geometry.camera import Camera, camera_from_exif
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "Image",
+    "find_images",
+    "load_image",
+]
+
+# Refuse images larger than this before decoding them (decompression bombs). 100 MP
+# is above any consumer camera's output and 300 MB as RGB uint8.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+)
+
+# EXIF orientation (tag 0x0112) -> the transpose that makes the image upright; the
+# same table as PIL.ImageOps.exif_transpose, applied here to the converted RGB array
+# so that images decoded by OpenCV (16-bit ones) are turned the same way.
+_ORIENTATION_TAG = 0x0112
+_UPRIGHT: dict[int, PILImage.Transpose] = {
+    2: PILImage.Transpose.FLIP_LEFT_RIGHT,
+    3: PILImage.Transpose.ROTATE_180,
+    4: PILImage.Transpose.FLIP_TOP_BOTTOM,
+    5: PILImage.Transpose.TRANSPOSE,
+    6: PILImage.Transpose.ROTATE_270,
+    7: PILImage.Transpose.TRANSVERSE,
+    8: PILImage.Transpose.ROTATE_90,
+}
+
+# What Pillow raises on corrupt or truncated data: its plugins parse untrusted bytes
+# with struct/indexing and let those errors escape, so the list is long on purpose.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error)
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class Image:
+    """A decoded photo: ``rgb`` is (H, W, 3) uint8, upright; ``camera`` comes from EXIF.
+
+    ``rgb`` is C-contiguous and owned by the Image (never a view of the caller's array).
+
+    ``source`` names where the pixels came from (a path, or a label such as
+    ``"<bytes>"``) for messages and output names.
+    """
+
+    rgb: np.ndarray
+    camera: Camera | None
+    source: str
+
+    @property
+    def height(self) -> int:
+        """Image height in pixels."""
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        """Image width in pixels."""
+        return int(self.rgb.shape[1])
+
+
+ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview | PILImage.Image | np.ndarray
+
+
+def load_image(
+    source: ImageSource,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    name: str | None = None,
+) -> Image:
+    """Decode ``source`` into an upright (H, W, 3) uint8 RGB ``Image``.
+
+    ``source`` is a file path, the bytes of an encoded file, a ``PIL.Image.Image``, or
+    an array: (H, W) or (H, W, 1|3|4) of uint8, uint16 (scaled by 255 / 65535) or
+    floats in [0, 1]. Files may be JPEG, PNG, WebP, TIFF, BMP or GIF (first frame).
+    ``name`` labels bytes/PIL/array sources in messages (e.g. an upload's file name).
+
+    Conversion to RGB: alpha is dropped, not composited (colour values are kept as
+    stored); palette images take their palette colours; 16-bit samples are scaled
+    by 255 / 65535 and rounded (a PIL image of a 48-bit file arrives already reduced
+    by Pillow to the high byte); 32-bit float ('F') images are taken to be in [0, 1]
+    when all finite values are, and min-max normalised otherwise; 32-bit integer
+    ('I') images are taken as 16-bit when in [0, 65535], else min-max normalised.
+
+    Images with more than ``max_pixels`` pixels are refused from the header, before
+    any pixel is decoded. Pillow's own bomb limit (2 × ``PIL.Image.MAX_IMAGE_PIXELS``,
+    about 179 MP) still applies to encoded sources above that.
+    Truncated files raise ``ImageError`` as long as
+    ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` keeps its default, False.
+    """
+    if isinstance(source, np.ndarray):
+        label = name or "<array>"
+        rgb = _rgb_from_array(source, label)
+        _check_pixels(rgb.shape[1], rgb.shape[0], max_pixels, label)
+        return Image(rgb=np.array(rgb, order="C"), camera=None, source=label)  # own copy
+    if isinstance(source, PILImage.Image):
+        label = name or getattr(source, "filename", "") or "<PIL image>"
+        return _load_pil(source, None, max_pixels, label)
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        label = name or "<bytes>"
+        if not data:
+            raise ImageError(f"{label} is empty (0 bytes), not an image.")
+        return _open_and_load(io.BytesIO(data), lambda: data, max_pixels, label)
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        label = name or str(path)
+        _check_file(path)
+        return _open_and_load(path, path.read_bytes, max_pixels, label)
+    raise TypeError(
+        f"load_image takes a path, bytes, a PIL image or an array, not {type(source).__name__}"
+    )
+
+
+def _check_file(path: Path) -> None:
+    """Raise ImageError unless ``path`` is a non-empty regular file."""
+    if not path.exists():
+        raise ImageError(f"Image file {path} does not exist.")
+    if path.is_dir():
+        raise ImageError(f"{path} is a directory, not an image file.")
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise ImageError(f"Image file {path} cannot be read: {err.strerror}.") from err
+    if size == 0:
+        raise ImageError(f"Image file {path} is empty (0 bytes).")
+
+
+def _open_and_load(fp: Path | io.BytesIO, read_bytes: Any, max_pixels: int, label: str) -> Image:
+    """Open an encoded image (header only), check its size, then decode it."""
+    try:
+        # Pillow warns between MAX_IMAGE_PIXELS and twice that; our own limit, checked
+        # next from the header, replaces the warning. (catch_warnings is process-wide:
+        # a concurrent load may at worst leave this one warning silenced.)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            pil = PILImage.open(fp)
+    except PILImage.DecompressionBombError as err:
+        raise _pillow_bomb_error(label, err) from err
+    except PILImage.UnidentifiedImageError as err:
+        raise ImageError(f"{label} is not an image in a format depthlens can read.") from err
+    except PermissionError as err:
+        raise ImageError(f"Image file {label} cannot be read: permission denied.") from err
+    except _DECODE_ERRORS as err:
+        reason = str(err).rstrip(".") or type(err).__name__
+        raise ImageError(f"{label} could not be read as an image ({reason}).") from err
+    with pil:
+        return _load_pil(pil, read_bytes, max_pixels, label)
+
+
+def _load_pil(pil: PILImage.Image, read_bytes: Any, max_pixels: int, label: str) -> Image:
+    """Check the size, decode, convert to RGB, turn upright and read the camera."""
+    width, height = pil.size
+    _check_pixels(width, height, max_pixels, label)
+    try:
+        rgb = None
+        if read_bytes is not None and _is_16bit_colour(pil):  # before load(), which clears tile
+            rgb = _rgb_from_16bit_file(read_bytes(), (height, width))
+        if rgb is None:
+            pil.load()  # decode now, so that truncation raises here, inside the try
+            rgb = _rgb_from_pil(pil, label)
+    except PILImage.DecompressionBombError as err:  # e.g. a later GIF frame
+        raise _pillow_bomb_error(label, err) from err
+    except _DECODE_ERRORS as err:
+        reason = str(err).rstrip(".") or type(err).__name__
+        raise ImageError(
+            f"{label} is corrupt or truncated and cannot be decoded ({reason})."
+        ) from err
+
+    exif = _read_exif(pil)  # after decoding: a PNG's eXIf chunk may follow its pixels
+    orientation = exif.get(_ORIENTATION_TAG)
+    if orientation in _UPRIGHT:
+        rgb = np.asarray(PILImage.fromarray(rgb).transpose(_UPRIGHT[orientation]))
+    rgb = np.array(rgb, dtype=np.uint8, order="C")  # writable, owned by this Image
+    camera = camera_from_exif(exif, rgb.shape[1], rgb.shape[0])
+    return Image(rgb=rgb, camera=camera, source=label)
+
+
+def _pillow_bomb_error(label: str, err: Exception) -> ImageError:
+    """The ImageError for Pillow's own decompression-bomb refusal."""
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+    limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
+    return ImageError(
+        f"{label} has {size}, more than Pillow's decompression-bomb limit of {limit:,} "
+        "(2 × PIL.Image.MAX_IMAGE_PIXELS); raise that and max_pixels if you trust it."
+    )
+
+
+def _read_exif(pil: PILImage.Image) -> PILImage.Exif:
+    """The image's EXIF data; empty when it is missing or unreadable (pixels still load)."""
+    try:
+        return pil.getexif()
+    except _DECODE_ERRORS:
+        return PILImage.Exif()
+
+
+def _check_pixels(width: int, height: int, max_pixels: int, label: str) -> None:
+    """Refuse an image of more than ``max_pixels`` pixels, naming the way to allow it."""
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label} is {width}×{height} = {width * height:,} pixels, more than the limit "
+            f"of {max_pixels:,}; pass a larger max_pixels (--max-pixels) if you trust it."
+        )
+
+
+def _is_16bit_colour(pil: PILImage.Image) -> bool:
+    """Whether Pillow will truncate 16-bit colour samples to their high byte.
+
+    Pillow decodes 48/64-bit RGB(A) and 32-bit LA PNG/TIFF into 8-bit modes by
+    keeping the high byte (``v >> 8``); OpenCV keeps all 16 bits, so those files are
+    decoded with OpenCV and rounded (``round(v * 255 / 65535)``) instead.
+    """
+    tile = getattr(pil, "tile", None)  # only on images opened from a file, before load()
+    if pil.mode not in ("RGB", "RGBA", "LA") or not tile:
+        return False
+    args = tile[0].args
+    rawmode = args if isinstance(args, str) else (args[0] if args else "")
+    return isinstance(rawmode, str) and ";16" in rawmode
+
+
+def _rgb_from_16bit_file(data: bytes, shape: tuple[int, int]) -> np.ndarray | None:
+    """(H, W, 3) uint8 from a 16-bit colour file via OpenCV, or None if it disagrees."""
+    # IMREAD_UNCHANGED keeps 16 bits and alpha and ignores EXIF orientation (applied later).
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16 or decoded.shape[:2] != shape:
+        return None
+    if decoded.ndim == 2:
+        decoded = decoded[:, :, None]
+    if decoded.shape[2] >= 3:
+        decoded = decoded[:, :, 2::-1]  # BGR(A) -> RGB
+    return _rgb_from_array(decoded, "<16-bit>")
+
+
+def _rgb_from_pil(pil: PILImage.Image, label: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a decoded PIL image of any mode."""
+    mode = pil.mode
+    if mode == "RGB":
+        return np.asarray(pil)
+    if mode in ("L", "1"):
+        return _gray_to_rgb(np.asarray(pil.convert("L")))
+    if mode in ("LA", "La"):
+        return _gray_to_rgb(np.asarray(pil)[:, :, 0])
+    if mode in ("P", "PA", "RGBA", "RGBa", "RGBX"):
+        # Through RGBA so palette transparency is understood rather than warned about;
+        # then the alpha channel is dropped.
+        return np.asarray(pil.convert("RGBA"))[:, :, :3]
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(pil).astype(np.int64)
+        if mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
+            return _gray_to_rgb(_min_max_to_uint8(values.astype(np.float64)))
+        return _gray_to_rgb(_uint16_to_uint8(values))
+    if mode == "F":
+        return _gray_to_rgb(_float_to_uint8(np.asarray(pil, dtype=np.float64)))
+    try:
+        return np.asarray(pil.convert("RGB"))  # CMYK, YCbCr, HSV, LAB
+    except ValueError as err:
+        raise ImageError(
+            f"{label} has pixel mode {mode}, which depthlens cannot convert to RGB."
+        ) from err
+
+
+def _rgb_from_array(array: np.ndarray, label: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from an (H, W) or (H, W, 1|3|4) uint8/uint16/float array."""
+    if array.ndim == 3 and array.shape[2] in (1, 3, 4):
+        channels = array[:, :, :3] if array.shape[2] >= 3 else array[:, :, 0]
+    elif array.ndim == 2:
+        channels = array
+    else:
+        raise ImageError(
+            f"{label} has shape {array.shape}; an image array must be (H, W) or (H, W, 1|3|4)."
+        )
+    if channels.shape[0] == 0 or channels.shape[1] == 0:
+        raise ImageError(f"{label} has shape {array.shape}, which holds no pixels.")
+    if channels.dtype == np.uint8:
+        out = channels
+    elif channels.dtype == np.uint16:
+        out = _uint16_to_uint8(channels)
+    elif np.issubdtype(channels.dtype, np.floating):
+        values = channels.astype(np.float64)
+        if not np.isfinite(values).all() or values.min() < 0.0 or values.max() > 1.0:
+            raise ImageError(f"{label} is a float array with values outside [0, 1].")
+        out = np.rint(values * 255.0).astype(np.uint8)
+    else:
+        raise ImageError(
+            f"{label} has dtype {channels.dtype}; an image array must be uint8, uint16 or float."
+        )
+    return np.ascontiguousarray(_gray_to_rgb(out) if out.ndim == 2 else out)
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    """(H, W) -> (H, W, 3) by repeating the channel."""
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _uint16_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Round ``values * 255 / 65535`` (= values / 257) for integers in [0, 65535]."""
+    # v / 257 is never exactly k + 0.5 (257 is odd), so integer rounding has no ties.
+    return ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _float_to_uint8(values: np.ndarray) -> np.ndarray:
+    """[0, 1] floats (or min-max normalised if outside) to uint8; non-finite -> 0."""
+    finite = np.isfinite(values)
+    if finite.any() and (values[finite].min() < 0.0 or values[finite].max() > 1.0):
+        return _min_max_to_uint8(values)
+    return np.rint(np.where(finite, values, 0.0) * 255.0).astype(np.uint8)
+
+
+def _min_max_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Map the finite range of ``values`` onto 0..255; non-finite and constant -> 0."""
+    finite = np.isfinite(values)
+    out = np.zeros(values.shape, np.uint8)
+    if not finite.any():
+        return out
+    low, high = values[finite].min(), values[finite].max()
+    if high > low:
+        scaled = (values[finite] - low) / (high - low) * 255.0
+        out[finite] = np.rint(scaled).astype(np.uint8)
+    return out
+
+
+def find_images(
+    inputs: Iterable[str | os.PathLike[str]], recursive: bool
+) -> list[tuple[Path, PurePath]]:
+    """Expand files, folders and glob patterns into ``(path, relative output path)``.
+
+    A named file is taken whatever its suffix, with its name as relative path. A
+    folder contributes the files in it (in its subfolders too when ``recursive``)
+    whose suffix is in ``IMAGE_SUFFIXES``, relative to the folder. A glob pattern
+    (``*``, ``?``, ``[``; ``**`` spans folders) contributes matching image files,
+    relative to the pattern's leading folder. Relative paths are never absolute and
+    never contain ``..``, so outputs written under them stay inside the output folder.
+
+    Each input's files are sorted by relative path and inputs keep their order; a
+    file reached twice is kept the first time. Different inputs may yield the same
+    relative path (``a/x.jpg`` and ``b/x.jpg``); callers decide how to tell them
+    apart. An input that does not exist, or a pattern that matches no image file,
+    raises ``ImageError``.
+    """
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]  # one input, not an iterable of characters
+    found: list[tuple[Path, PurePath]] = []
+    seen: set[Path] = set()
+    for raw in inputs:
+        for path, relative in _expand_input(str(raw), recursive):
+            key = path.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append((path, relative))
+    return found
+
+
+def _expand_input(raw: str, recursive: bool) -> list[tuple[Path, PurePath]]:
+    """The ``(path, relative path)`` pairs of one input, sorted by relative path."""
+    path = Path(raw)
+    if path.is_file():
+        return [(path, PurePath(path.name))]
+    if path.is_dir():
+        pairs = [(p, _relative_to(p, path)) for p in _walk(path, recursive)]
+    elif _GLOB_CHARS & set(raw):
+        base = _glob_base(raw)
+        matches = [Path(m) for m in glob.glob(raw, recursive=True)]
+        pairs = [(m, _relative_to(m, base)) for m in matches if _is_image_file(m)]
+        if not pairs:
+            raise ImageError(f"The pattern {raw} matches no image files.")
+    else:
+        raise ImageError(f"Input {raw} does not exist.")
+    return sorted(pairs, key=lambda pair: pair[1].as_posix())
+
+
+def _walk(folder: Path, recursive: bool) -> list[Path]:
+    """Image files in ``folder``, and below it when ``recursive`` (folder links not followed)."""
+    if not recursive:
+        return [p for p in folder.iterdir() if _is_image_file(p)]
+    files: list[Path] = []
+    for root, _dirs, names in os.walk(folder):
+        files.extend(Path(root) / n for n in names if _is_image_file(Path(root) / n))
+    return files
+
+
+def _is_image_file(path: Path) -> bool:
+    """A regular file (or link to one) with an image suffix."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def _glob_base(pattern: str) -> Path:
+    """The leading folders of a glob pattern that contain no wildcard."""
+    parts = Path(pattern).parts
+    literal: list[str] = []
+    for part in parts[:-1]:
+        if _GLOB_CHARS & set(part):
+            break
+        literal.append(part)
+    return Path(*literal) if literal else Path(".")
+
+
+def _relative_to(path: Path, base: Path) -> PurePath:
+    """``path`` relative to ``base``, normalised; its name alone if that would escape."""
+    relative = PurePath(os.path.normpath(os.path.relpath(path, base)))
+    if relative.is_absolute() or ".." in relative.parts or relative.name in ("", "."):
+        return PurePath(path.name)
+    return relative

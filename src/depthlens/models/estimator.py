@@ -1,0 +1,220 @@
+"""Estimator: a zoo spec plus its network, with the official pre- and post-processing.
+
+Every caller (CLI, web service, evaluation, pseudo-labelling) goes through
+``Estimator.predict``; nothing else resizes, normalises or un-resizes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, overload
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from depthlens.geometry.camera import Camera
+from depthlens.io.images import Image, ImageSource, load_image
+from depthlens.models.spec import DepthKind, InputPolicy, ModelSpec, OutputPolicy
+
+if TYPE_CHECKING:
+    import PIL.Image
+
+_CV2_INTERPOLATION = {"cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}
+
+
+@dataclass(frozen=True)
+class DepthResult:
+    """The depth of one image.
+
+    ``depth`` is (H, W) float32 at the input image's size. ``kind`` says what it holds:
+    ``"relative_inverse"`` (larger = nearer, known up to scale and shift) or ``"metric"``
+    (meters). ``timings`` are seconds spent per stage on this image.
+    """
+
+    depth: np.ndarray
+    kind: DepthKind
+    model: str
+    source: str
+    camera: Camera | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    def colorize(self, colormap: str = "inferno") -> PIL.Image.Image:
+        """The depth as a colour heatmap (nearer = brighter for both kinds)."""
+        from PIL import Image as PILImage
+
+        from depthlens.viz.colormaps import colorize
+
+        values = self.depth if self.kind == "relative_inverse" else -self.depth
+        return PILImage.fromarray(colorize(values, colormap))
+
+
+def _snap(value: float, multiple: int, min_val: int = 0, max_val: int | None = None) -> int:
+    """``constrain_to_multiple_of`` of isl-org/MiDaS: midas/transforms.py::Resize.
+
+    Round to the nearest multiple (numpy's half-to-even), floor if that exceeds
+    ``max_val``, ceil if it falls below ``min_val``.
+    """
+    snapped = int(np.round(value / multiple) * multiple)
+    if max_val is not None and snapped > max_val:
+        snapped = int(np.floor(value / multiple) * multiple)
+    if snapped < min_val:
+        snapped = int(np.ceil(value / multiple) * multiple)
+    return snapped
+
+
+def network_input_size(height: int, width: int, policy: InputPolicy) -> tuple[int, int]:
+    """The (h, w) the network sees for an (height, width) image, as the official Resize."""
+    target_h, target_w = policy.size
+    scale_h, scale_w = target_h / height, target_w / width
+    if policy.keep_aspect:
+        if policy.method == "lower_bound":
+            scale_h = scale_w = max(scale_h, scale_w)
+        elif policy.method == "upper_bound":
+            scale_h = scale_w = min(scale_h, scale_w)
+        elif abs(1 - scale_w) < abs(1 - scale_h):  # minimal: the scale closer to 1 wins
+            scale_h = scale_w
+        else:
+            scale_w = scale_h
+    m = policy.multiple_of
+    if policy.method == "lower_bound":
+        return _snap(scale_h * height, m, min_val=target_h), _snap(scale_w * width, m, target_w)
+    if policy.method == "upper_bound":
+        return (
+            _snap(scale_h * height, m, max_val=target_h),
+            _snap(scale_w * width, m, max_val=target_w),
+        )
+    return _snap(scale_h * height, m), _snap(scale_w * width, m)
+
+
+def preprocess(rgb: np.ndarray, policy: InputPolicy) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (3, h, w) float32 network input.
+
+    Resizes [0, 1] floats with OpenCV (``cv2.resize`` with (w, h) order, as the
+    official transforms do), then normalises per channel.
+    """
+    height, width = rgb.shape[:2]
+    net_h, net_w = network_input_size(height, width, policy)
+    image: np.ndarray = rgb.astype(np.float32) / np.float32(255.0)
+    if (net_h, net_w) != (height, width):
+        image = cv2.resize(
+            image, (net_w, net_h), interpolation=_CV2_INTERPOLATION[policy.interpolation]
+        )
+    image -= np.asarray(policy.mean, dtype=np.float32)
+    image /= np.asarray(policy.std, dtype=np.float32)
+    return np.ascontiguousarray(image.transpose(2, 0, 1))
+
+
+def resize_output(depth: torch.Tensor, size: tuple[int, int], policy: OutputPolicy) -> torch.Tensor:
+    """(B, h, w) network output -> (B, H, W) at the image size, as the official code does."""
+    if tuple(depth.shape[-2:]) == size:
+        return depth
+    resized = F.interpolate(
+        depth.unsqueeze(1), size=size, mode=policy.mode, align_corners=policy.align_corners
+    )
+    return resized.squeeze(1)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+class Estimator:
+    """A zoo model ready to predict: ``Estimator.predict(images) -> DepthResult(s)``."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        network: nn.Module,
+        device: torch.device | str = "cpu",
+        weights: str = "",
+    ) -> None:
+        self.spec = spec
+        self.device = torch.device(device)
+        self.network = network.to(self.device).eval()
+        self.weights = weights
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def kind(self) -> DepthKind:
+        return self.spec.kind
+
+    def __repr__(self) -> str:
+        return (
+            f"Estimator({self.spec.name!r}, device={str(self.device)!r}, weights={self.weights!r})"
+        )
+
+    @overload
+    def predict(
+        self, inputs: list[object] | tuple[object, ...], batch_size: int = ...
+    ) -> list[DepthResult]: ...
+    @overload
+    def predict(
+        self,
+        inputs: ImageSource | Image,
+        batch_size: int = ...,
+    ) -> DepthResult: ...
+
+    def predict(self, inputs: object, batch_size: int = 4) -> DepthResult | list[DepthResult]:
+        """Depth for one image or a list of images.
+
+        An image is a path, encoded bytes, a PIL image, an (H, W, 3) uint8 array or an
+        ``Image``. A list gives a list of results in the same order, run in batches of
+        up to ``batch_size`` images that share a network input size.
+        """
+        if isinstance(inputs, list | tuple):
+            images = [item if isinstance(item, Image) else load_image(item) for item in inputs]
+            return self.predict_images(images, batch_size)
+        image = inputs if isinstance(inputs, Image) else load_image(inputs)  # type: ignore[arg-type]
+        return self.predict_images([image], batch_size)[0]
+
+    @torch.inference_mode()
+    def predict_images(self, images: Sequence[Image], batch_size: int = 4) -> list[DepthResult]:
+        """Depth for already-loaded images, batched by network input size."""
+        results: list[DepthResult | None] = [None] * len(images)
+        prepared: dict[tuple[int, int], list[tuple[int, np.ndarray, float]]] = {}
+        for index, image in enumerate(images):
+            start = time.perf_counter()
+            tensor = preprocess(image.rgb, self.spec.input)
+            elapsed = time.perf_counter() - start
+            prepared.setdefault(tuple(tensor.shape[1:]), []).append((index, tensor, elapsed))
+        for group in prepared.values():
+            for offset in range(0, len(group), max(1, batch_size)):
+                chunk = group[offset : offset + max(1, batch_size)]
+                batch = torch.from_numpy(np.stack([t for _, t, _ in chunk])).to(self.device)
+                start = time.perf_counter()
+                output = self.network(batch).float()
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                forward = (time.perf_counter() - start) / len(chunk)
+                for row, (index, _, prep) in enumerate(chunk):
+                    image = images[index]
+                    start = time.perf_counter()
+                    depth = resize_output(
+                        output[row : row + 1], image.rgb.shape[:2], self.spec.output
+                    )
+                    depth_np = depth[0].cpu().numpy().astype(np.float32, copy=False)
+                    post = time.perf_counter() - start
+                    results[index] = DepthResult(
+                        depth=depth_np,
+                        kind=self.spec.kind,
+                        model=self.spec.name,
+                        source=image.source,
+                        camera=image.camera,
+                        timings={"preprocess": prep, "forward": forward, "postprocess": post},
+                    )
+        return [result for result in results if result is not None]

@@ -1,0 +1,213 @@
+"""The model zoo: one table of ModelSpec rows, keyed by the name users type.
+
+Preprocessing constants come from each family's official inference code:
+- MiDaS v2.1 small: isl-org/MiDaS: midas/model_loader.py (``midas_v21_small_256``:
+  256x256, ``upper_bound``, multiple of 32, INTER_CUBIC, ImageNet mean/std) and
+  run.py::process (bicubic, align_corners=False back to the image size).
+- DPT / MiDaS v3: isl-org/MiDaS: midas/model_loader.py (``dpt_large_384``,
+  ``dpt_hybrid_384``: 384, ``minimal``, multiple of 32, mean = std = 0.5) and run.py.
+- Depth Anything V1: LiheYoung/Depth-Anything: run.py (518, ``lower_bound``, multiple
+  of 14, INTER_CUBIC, ImageNet; bilinear, align_corners=False back).
+- Depth Anything V2 (relative and metric): DepthAnything/Depth-Anything-V2:
+  depth_anything_v2/dpt.py::image2tensor and ::infer_image (same input rule; bilinear,
+  align_corners=True back); metric max depth 20 m (Hypersim) / 80 m (VKITTI) from
+  metric_depth/README.md.
+"""
+
+from __future__ import annotations
+
+from depthlens.errors import UnknownModelError
+from depthlens.models.spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    InputPolicy,
+    ModelSpec,
+    OutputPolicy,
+    WeightSource,
+)
+
+MIDAS_SMALL_INPUT = InputPolicy(
+    size=(256, 256),
+    method="upper_bound",
+    keep_aspect=True,
+    multiple_of=32,
+    interpolation="cubic",
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+)
+DPT_INPUT = InputPolicy(
+    size=(384, 384),
+    method="minimal",
+    keep_aspect=True,
+    multiple_of=32,
+    interpolation="cubic",
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+)
+DEPTH_ANYTHING_INPUT = InputPolicy(
+    size=(518, 518),
+    method="lower_bound",
+    keep_aspect=True,
+    multiple_of=14,
+    interpolation="cubic",
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+)
+MIDAS_OUTPUT = OutputPolicy(mode="bicubic", align_corners=False)
+DA_V1_OUTPUT = OutputPolicy(mode="bilinear", align_corners=False)
+DA_V2_OUTPUT = OutputPolicy(mode="bilinear", align_corners=True)
+
+_MIDAS_RELEASES = "https://github.com/isl-org/MiDaS/releases/download"
+_HF = "https://huggingface.co"
+_DA_SIZES = {
+    "small": ("vits", "Small", 24.8),
+    "base": ("vitb", "Base", 97.5),
+    "large": ("vitl", "Large", 335.3),
+}
+
+
+def _midas_rows() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            name="midas-v21-small",
+            family="midas_small",
+            variant="v21-small-256",
+            description="MiDaS v2.1 small: EfficientNet-Lite3 encoder + MiDaS decoder",
+            input=MIDAS_SMALL_INPUT,
+            output=MIDAS_OUTPUT,
+            kind="relative_inverse",
+            weights=WeightSource(
+                official_file="midas_v21_small_256.pt",
+                url=f"{_MIDAS_RELEASES}/v2_1/midas_v21_small_256.pt",
+            ),
+            licence="MIT",
+            params_millions=21.3,
+        ),
+        ModelSpec(
+            name="dpt-large",
+            family="dpt",
+            variant="large-384",
+            description="MiDaS v3.0 DPT-Large: ViT-L/16 + DPT decoder",
+            input=DPT_INPUT,
+            output=MIDAS_OUTPUT,
+            kind="relative_inverse",
+            weights=WeightSource(
+                official_file="dpt_large_384.pt",
+                url=f"{_MIDAS_RELEASES}/v3/dpt_large_384.pt",
+                hub_id="Intel/dpt-large",
+            ),
+            licence="MIT",
+            params_millions=344.1,
+        ),
+        ModelSpec(
+            name="dpt-hybrid",
+            family="dpt",
+            variant="hybrid-384",
+            description="MiDaS v3.0 DPT-Hybrid: ResNet-50 + ViT-B/16 + DPT decoder",
+            input=DPT_INPUT,
+            output=MIDAS_OUTPUT,
+            kind="relative_inverse",
+            weights=WeightSource(
+                official_file="dpt_hybrid_384.pt",
+                url=f"{_MIDAS_RELEASES}/v3/dpt_hybrid_384.pt",
+                hub_id="Intel/dpt-hybrid-midas",
+            ),
+            licence="MIT",
+            params_millions=123.1,
+        ),
+    ]
+
+
+def _depth_anything_rows() -> list[ModelSpec]:
+    rows = []
+    for size, (enc, cap, params) in _DA_SIZES.items():
+        rows.append(
+            ModelSpec(
+                name=f"depth-anything-{size}",
+                family="depth_anything",
+                variant=f"v1-{size}",
+                description=f"Depth Anything V1 {cap}: DINOv2 {enc.upper()}/14 + DPT head",
+                input=DEPTH_ANYTHING_INPUT,
+                output=DA_V1_OUTPUT,
+                kind="relative_inverse",
+                weights=WeightSource(
+                    official_file=f"depth_anything_{enc}14.pth",
+                    url=f"{_HF}/spaces/LiheYoung/Depth-Anything/resolve/main/checkpoints/"
+                    f"depth_anything_{enc}14.pth",
+                    hub_id=f"LiheYoung/depth-anything-{size}-hf",
+                ),
+                licence="Apache-2.0",
+                params_millions=params,
+            )
+        )
+    # V2 Small is Apache-2.0; Base and Large are CC-BY-NC-4.0
+    # (DepthAnything/Depth-Anything-V2: README.md, "LICENSE").
+    for size, (enc, cap, params) in _DA_SIZES.items():
+        licence = "Apache-2.0" if size == "small" else "CC-BY-NC-4.0"
+        rows.append(
+            ModelSpec(
+                name=f"depth-anything-v2-{size}",
+                family="depth_anything",
+                variant=f"v2-{size}",
+                description=f"Depth Anything V2 {cap}: DINOv2 {enc.upper()}/14 + DPT head",
+                input=DEPTH_ANYTHING_INPUT,
+                output=DA_V2_OUTPUT,
+                kind="relative_inverse",
+                weights=WeightSource(
+                    official_file=f"depth_anything_v2_{enc}.pth",
+                    url=f"{_HF}/depth-anything/Depth-Anything-V2-{cap}/resolve/main/"
+                    f"depth_anything_v2_{enc}.pth",
+                    hub_id=f"depth-anything/Depth-Anything-V2-{cap}-hf",
+                ),
+                licence=licence,
+                params_millions=params,
+            )
+        )
+        for scene, dataset, max_depth in (("indoor", "hypersim", 20), ("outdoor", "vkitti", 80)):
+            hub_name = f"Depth-Anything-V2-Metric-{dataset.capitalize()}-{cap}"
+            if dataset == "vkitti":
+                hub_name = f"Depth-Anything-V2-Metric-VKITTI-{cap}"
+            rows.append(
+                ModelSpec(
+                    name=f"depth-anything-v2-metric-{scene}-{size}",
+                    family="depth_anything",
+                    variant=f"v2-metric-{scene}-{size}",
+                    description=f"Depth Anything V2 {cap} metric {scene} "
+                    f"(fine-tuned on {dataset}, max {max_depth} m)",
+                    input=DEPTH_ANYTHING_INPUT,
+                    output=DA_V2_OUTPUT,
+                    kind="metric",
+                    weights=WeightSource(
+                        official_file=f"depth_anything_v2_metric_{dataset}_{enc}.pth",
+                        url=f"{_HF}/depth-anything/{hub_name}/resolve/main/"
+                        f"depth_anything_v2_metric_{dataset}_{enc}.pth",
+                        hub_id=f"depth-anything/Depth-Anything-V2-Metric-{scene.capitalize()}"
+                        f"-{cap}-hf",
+                    ),
+                    licence=licence,
+                    params_millions=params,
+                )
+            )
+    return rows
+
+
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _midas_rows() + _depth_anything_rows()}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The zoo row called ``name``; an UnknownModelError lists the names otherwise."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        names = ", ".join(sorted(MODELS))
+        raise UnknownModelError(
+            f"Unknown model '{name}': choose one of {names}, or pass a path to weights."
+        ) from None
+
+
+def spec_for_official_file(filename: str) -> ModelSpec | None:
+    """The zoo row whose official checkpoint is called ``filename``, if any."""
+    for spec in MODELS.values():
+        if spec.weights.official_file == filename:
+            return spec
+    return None

@@ -1,0 +1,285 @@
+"""Finding, reading and loading weights, safely and strictly.
+
+Weights are looked for in this order (DESIGN.md):
+1. an explicit path (``--weights``): an official ``.pt``/``.pth`` checkpoint, a
+   ``.safetensors`` file, a folder written by ``depthlens convert``, or a Hugging Face
+   transformers folder;
+2. the file bundled inside the package (``depthlens/weights``);
+3. local caches: the official file in ``$DEPTHLENS_HOME/checkpoints`` (default
+   ``~/.cache/depthlens/checkpoints``) or in torch.hub's checkpoint folder, then the
+   Hugging Face cache for the model's Hub id;
+4. a download (Hub id, else the official URL), unless ``HF_HUB_OFFLINE=1`` or
+   ``DEPTHLENS_OFFLINE=1``.
+
+Pickled checkpoints are only read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from depthlens.errors import WeightsError
+from depthlens.models.spec import ModelSpec
+
+CONVERTED_CONFIG = "depthlens.json"
+CONVERTED_WEIGHTS = "model.safetensors"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+LocationKind = Literal["file", "converted_dir", "hf_dir"]
+
+
+@dataclass(frozen=True)
+class WeightsLocation:
+    """Where a model's weights were found and in which layout."""
+
+    kind: LocationKind
+    path: Path
+    origin: str  # "explicit", "bundled", "cache", "hub cache", "download"
+
+
+def family_module(family: str) -> ModuleType:
+    """The module that builds and converts networks of ``family``."""
+    return import_module(f"depthlens.models.{family}")
+
+
+def depthlens_home() -> Path:
+    return Path(os.environ.get("DEPTHLENS_HOME", Path.home() / ".cache" / "depthlens"))
+
+
+def checkpoint_dirs() -> list[Path]:
+    """Folders searched for official checkpoint files, most specific first."""
+    return [depthlens_home() / "checkpoints", Path(torch.hub.get_dir()) / "checkpoints"]
+
+
+def offline() -> bool:
+    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("DEPTHLENS_OFFLINE", ""))
+    return any(flag.strip().lower() in ("1", "true", "yes", "on") for flag in flags)
+
+
+def missing_weights_message(spec: ModelSpec) -> str:
+    """One sentence naming what to download, where to put it, and the licence."""
+    source = spec.weights
+    if source.bundled:
+        return (
+            f"The bundled weights of {spec.name} ({source.bundled}) are missing from "
+            f"{BUNDLED_DIR}; reinstall depthlens or pass --weights PATH."
+        )
+    where = checkpoint_dirs()[0]
+    parts = []
+    if source.official_file:
+        url = f" from {source.url}" if source.url else ""
+        parts.append(f"download {source.official_file}{url} into {where}/")
+    if source.hub_id:
+        parts.append(f"fetch the Hugging Face repo {source.hub_id} into the Hugging Face cache")
+    how = " or ".join(parts) if parts else "pass --weights PATH"
+    return (
+        f"No weights found for {spec.name}: {how}, or pass --weights PATH "
+        f"(licence: {spec.licence})."
+    )
+
+
+def classify_path(path: Path) -> WeightsLocation:
+    """Tell what kind of weights ``path`` holds, or raise WeightsError."""
+    if not path.exists():
+        raise WeightsError(f"Weights path {path} does not exist.")
+    if path.is_dir():
+        if (path / CONVERTED_CONFIG).is_file():
+            return WeightsLocation("converted_dir", path, "explicit")
+        if (path / "config.json").is_file():
+            return WeightsLocation("hf_dir", path, "explicit")
+        raise WeightsError(
+            f"Folder {path} holds neither {CONVERTED_CONFIG} (from depthlens convert) nor "
+            "config.json (a Hugging Face model folder)."
+        )
+    return WeightsLocation("file", path, "explicit")
+
+
+def find_weights(
+    spec: ModelSpec, explicit: Path | None = None, download: bool = True
+) -> WeightsLocation:
+    """Locate the weights of ``spec`` in the documented order; WeightsError if none.
+
+    With ``download=False`` only what is already on this machine counts.
+    """
+    if explicit is not None:
+        return classify_path(Path(explicit))
+    source = spec.weights
+    if source.bundled:
+        bundled = BUNDLED_DIR / source.bundled
+        if bundled.exists():
+            found = classify_path(bundled)
+            return WeightsLocation(found.kind, found.path, "bundled")
+    if source.official_file:
+        for folder in checkpoint_dirs():
+            candidate = folder / source.official_file
+            if candidate.is_file():
+                return WeightsLocation("file", candidate, "cache")
+    if source.hub_id:
+        cached = _hub_snapshot(source.hub_id, local_only=True)
+        if cached is not None:
+            return WeightsLocation("hf_dir", cached, "hub cache")
+    if download and not offline():
+        if source.hub_id:
+            downloaded = _hub_snapshot(source.hub_id, local_only=False)
+            if downloaded is not None:
+                return WeightsLocation("hf_dir", downloaded, "download")
+        if source.url and source.official_file:
+            target = checkpoint_dirs()[0] / source.official_file
+            if _download(source.url, target):
+                return WeightsLocation("file", target, "download")
+    raise WeightsError(missing_weights_message(spec))
+
+
+def _hub_snapshot(repo_id: str, *, local_only: bool) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(
+            repo_id,
+            allow_patterns=["*.json", "*.safetensors"],
+            local_files_only=local_only,
+        )
+    except Exception:  # any failure (not cached, offline, no network) means "not here"
+        return None
+    path = Path(folder)
+    return path if (path / "config.json").is_file() else None
+
+
+def _download(url: str, target: Path) -> bool:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(target), progress=True)
+    except Exception:  # unreachable host, HTTP error, disk full: report as missing weights
+        target.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file, safely; training containers are unwrapped.
+
+    Accepts ``.safetensors`` and pickled ``.pt``/``.pth``/``.bin`` files, the latter only
+    through ``torch.load(weights_only=True)``. Containers: ``{"model_state_dict": ...}``
+    (Metric3D), ``{"model": ..., "optimizer": ...}`` (MiDaS training), ``{"state_dict":
+    ...}``.
+    """
+    try:
+        if path.suffix == ".safetensors":
+            return dict(load_file(str(path)))
+        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"Could not read weights from {path}: {reason}.") from None
+    obj = unwrap_checkpoint(obj)
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path} is not a checkpoint of tensors (a state dict).")
+    return dict(obj)
+
+
+def unwrap_checkpoint(obj: Any) -> Any:
+    """The state dict inside the known checkpoint containers, else ``obj`` itself."""
+    if isinstance(obj, Mapping):
+        if "model_state_dict" in obj:
+            return obj["model_state_dict"]
+        if "model" in obj and "optimizer" in obj:
+            return obj["model"]
+        if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+            return obj["state_dict"]
+    return obj
+
+
+def load_strict(network: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with an error that lists the mismatched keys."""
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong_shape = sorted(
+        f"{k} {tuple(state_dict[k].shape)} != {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state_dict)
+        if tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or wrong_shape:
+        parts = []
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", wrong_shape),
+        ):
+            if keys:
+                shown = ", ".join(keys[:8]) + (
+                    f" and {len(keys) - 8} more" if len(keys) > 8 else ""
+                )
+                parts.append(f"{label}: {shown}")
+        raise WeightsError(f"Weights in {source} do not fit the network ({'; '.join(parts)}).")
+    network.load_state_dict(state_dict, strict=True)
+
+
+def build_network(spec: ModelSpec, location: WeightsLocation) -> nn.Module:
+    """The network of ``spec`` with the weights at ``location`` loaded strictly."""
+    family = family_module(spec.family)
+    config = family.PRESETS[spec.variant]
+    if location.kind == "hf_dir":
+        try:
+            network: nn.Module = family.network_from_hf_folder(location.path, config)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise WeightsError(
+                f"Could not load the Hugging Face model folder {location.path}: {exc}."
+            ) from None
+        return network.eval()
+    path = location.path / CONVERTED_WEIGHTS if location.kind == "converted_dir" else location.path
+    state_dict = read_state_dict(path)
+    network = family.build_network(config)
+    native_keys = set(network.state_dict())
+    if not native_keys & set(state_dict):  # an official checkpoint: rename its keys first
+        state_dict = family.convert_official_state_dict(state_dict, config)
+    load_strict(network, state_dict, str(path))
+    return network.eval()
+
+
+def read_converted_config(folder: Path) -> dict[str, Any]:
+    """The ``depthlens.json`` of a converted folder."""
+    try:
+        config = json.loads((folder / CONVERTED_CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"Could not read {folder / CONVERTED_CONFIG}: {exc}.") from None
+    if not isinstance(config, dict) or "model" not in config:
+        raise WeightsError(f"{folder / CONVERTED_CONFIG} does not name its model.")
+    return config
+
+
+def save_converted(spec: ModelSpec, network: nn.Module, folder: Path) -> Path:
+    """Write ``network``'s weights as safetensors plus ``depthlens.json`` into ``folder``.
+
+    Both files are written to temporary names and renamed, so an interrupted convert
+    leaves no half-written model behind.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
+    config = {"format": "depthlens", "version": 1, "model": spec.name, "variant": spec.variant}
+    config_text = json.dumps(config, indent=2) + "\n"
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name in (CONVERTED_WEIGHTS, CONVERTED_CONFIG):
+            handle, temp_name = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+            os.close(handle)
+            staged.append((Path(temp_name), folder / name))
+        save_file(tensors, str(staged[0][0]))
+        staged[1][0].write_text(config_text)
+        for temp, final in staged:
+            os.replace(temp, final)
+    finally:
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
+    return folder

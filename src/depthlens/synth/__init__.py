@@ -1,0 +1,1 @@
+"""Procedural scenes with exact depth (the synthetic data engine grows here)."""

@@ -1,0 +1,1 @@
+"""Bundled weights live here (safetensors + JSON config)."""

@@ -1,0 +1,70 @@
+"""Random-weight checkpoints in the official key layouts, rebuilt bit-for-bit by tests.
+
+The key tables in ``tests/fixtures/keys`` are the official ``name -> shape`` layouts
+(one ``key<TAB>[shape]`` line per tensor). Values follow a recipe that makes numeric
+subtleties visible: weights ~ N(0, 1/fan_in), norm weights 1 +- 0.05, biases +- 0.02,
+BatchNorm running statistics away from the identity, LayerScale around 0.1. Each
+tensor comes from its own generator seeded by (seed, key index), so a checkpoint is
+deterministic and never needs to be stored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+KEYS_DIR = Path(__file__).parent / "fixtures" / "keys"
+
+
+def read_key_table(model: str) -> dict[str, tuple[int, ...]]:
+    """The official layout of ``model`` (e.g. ``"depth_anything_vits"``) as name -> shape."""
+    table: dict[str, tuple[int, ...]] = {}
+    for line in (KEYS_DIR / f"keys_{model}.txt").read_text().splitlines():
+        if not line.strip():
+            continue
+        name, shape = line.split("\t")
+        dims = shape.strip("[]").replace(" ", "")
+        table[name] = tuple(int(d) for d in dims.split(",")) if dims else ()
+    return table
+
+
+def _random_tensor(name: str, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf == "num_batches_tracked":
+        return torch.zeros((), dtype=torch.int64)
+    if leaf == "running_var":
+        return torch.rand(shape, generator=gen) + 0.5
+    if leaf == "running_mean":
+        return (torch.rand(shape, generator=gen) - 0.5) * 0.2
+    if leaf in ("gamma", "lambda1") or ".ls1." in name or ".ls2." in name:
+        return 0.1 + (torch.rand(shape, generator=gen) - 0.5) * 0.04
+    is_norm = any(part in name for part in ("norm", "bn", "ln")) or leaf.startswith("layernorm")
+    if leaf == "bias" or len(shape) == 0:
+        return (torch.rand(shape, generator=gen) - 0.5) * 0.04
+    if leaf == "weight" and len(shape) == 1 and is_norm:
+        return 1.0 + (torch.rand(shape, generator=gen) - 0.5) * 0.1
+    if len(shape) == 1:
+        return (torch.rand(shape, generator=gen) - 0.5) * 0.04
+    if leaf in ("cls_token", "mask_token", "register_tokens", "pos_embed"):
+        return torch.randn(shape, generator=gen) * 0.02
+    fan_in = math.prod(shape[1:])
+    return torch.randn(shape, generator=gen) / math.sqrt(fan_in)
+
+
+def random_state_dict(
+    layout: Mapping[str, tuple[int, ...]], seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Fill ``layout`` with deterministic random values (float32, int64 for counters)."""
+    state: dict[str, torch.Tensor] = {}
+    for index, (name, shape) in enumerate(layout.items()):
+        gen = torch.Generator().manual_seed(seed * 100_003 + index)
+        state[name] = _random_tensor(name, tuple(shape), gen)
+    return state
+
+
+def official_checkpoint(model: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random checkpoint in the full official layout of ``model``."""
+    return random_state_dict(read_key_table(model), seed)

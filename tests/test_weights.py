@@ -1,0 +1,128 @@
+"""Finding weights, safe and strict loading, and the convert round trip."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import depthlens
+from depthlens.errors import UnknownModelError, WeightsError
+from depthlens.models.registry import MODELS, get_spec
+from depthlens.models.weights import (
+    build_network,
+    find_weights,
+    load_strict,
+    read_state_dict,
+    save_converted,
+)
+from tests.checkpoints import official_checkpoint
+
+SQUARE = Path(__file__).parent / "expected" / "inputs" / "square.png"
+
+
+def test_missing_weights_name_file_place_and_licence():
+    with pytest.raises(WeightsError) as info:
+        depthlens.load_model("depth-anything-v2-small")
+    message = str(info.value)
+    assert "depth_anything_v2_vits.pth" in message
+    assert "depth-anything/Depth-Anything-V2-Small-hf" in message
+    assert os.environ["DEPTHLENS_HOME"] in message
+    assert "Apache-2.0" in message
+    assert info.value.exit_code == 2
+
+
+def test_every_zoo_model_reports_missing_weights_offline():
+    for spec in MODELS.values():
+        with pytest.raises(WeightsError, match=spec.name):
+            find_weights(spec)
+
+
+def test_official_file_in_the_cache_folder_is_found(midas_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPTHLENS_HOME", str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "midas_v21_small_256.pt").symlink_to(midas_checkpoint)
+    location = find_weights(get_spec("midas-v21-small"))
+    assert location.origin == "cache" and location.kind == "file"
+
+
+def test_unknown_model_lists_the_zoo():
+    with pytest.raises(UnknownModelError, match="midas-v21-small"):
+        depthlens.load_model("no-such-model")
+
+
+def test_strict_loading_lists_missing_and_unexpected_keys(midas_checkpoint):
+    spec = get_spec("midas-v21-small")
+    network = build_network(
+        spec, find_weights(spec, midas_checkpoint)
+    )  # a clean load first: the official layout fits
+    state = dict(network.state_dict())
+    dropped = sorted(state)[3]
+    del state[dropped]
+    state["decoder.not_a_layer.weight"] = torch.zeros(1)
+    with pytest.raises(WeightsError) as info:
+        load_strict(network, state, "test")
+    assert dropped in str(info.value) and "decoder.not_a_layer.weight" in str(info.value)
+
+
+def test_wrong_shape_is_reported(midas_checkpoint):
+    spec = get_spec("midas-v21-small")
+    network = build_network(spec, find_weights(spec, midas_checkpoint))
+    state = dict(network.state_dict())
+    name = next(k for k, v in state.items() if v.ndim == 4)
+    state[name] = torch.zeros(1, 1, 1, 1)
+    with pytest.raises(WeightsError, match="wrong shape"):
+        load_strict(network, state, "test")
+
+
+def test_truncated_official_checkpoint_is_an_error(midas_checkpoint, tmp_path):
+    broken = tmp_path / "midas_v21_small_256.pt"
+    broken.write_bytes(midas_checkpoint.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match="Could not read weights"):
+        depthlens.load_model("midas-v21-small", weights=broken)
+
+
+class _Payload:
+    """Unpickling this would run code; weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_pickles_with_code_are_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    with path.open("wb") as handle:
+        pickle.dump({"x": _Payload()}, handle)
+    with pytest.raises(WeightsError):
+        read_state_dict(path)
+
+
+def test_training_container_is_unwrapped(tmp_path):
+    state = official_checkpoint("midas_v21_small_256", seed=1)
+    path = tmp_path / "train.pt"
+    torch.save({"model": state, "optimizer": {"lr": torch.tensor(1.0)}}, path)
+    assert set(read_state_dict(path)) == set(state)
+
+
+def test_convert_round_trip_gives_identical_depth(midas_checkpoint, tmp_path):
+    official = depthlens.load_model("midas-v21-small", weights=midas_checkpoint, device="cpu")
+    folder = save_converted(official.spec, official.network, tmp_path / "converted")
+    converted = depthlens.load_model(folder, device="cpu")
+    assert converted.spec.name == "midas-v21-small"
+    np.testing.assert_array_equal(official.predict(SQUARE).depth, converted.predict(SQUARE).depth)
+
+
+def test_official_file_name_identifies_the_model(midas_checkpoint):
+    model = depthlens.load_model(midas_checkpoint, device="cpu")
+    assert model.spec.name == "midas-v21-small"
+    assert model.kind == "relative_inverse"
+
+
+def test_models_are_cached_per_process(midas_checkpoint):
+    first = depthlens.load_model("midas-v21-small", weights=midas_checkpoint, device="cpu")
+    second = depthlens.load_model("midas-v21-small", weights=midas_checkpoint, device="cpu")
+    assert first is second
