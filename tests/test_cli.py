@@ -164,3 +164,49 @@ def test_console_script_runs():
         [sys.executable, "-m", "depthlens.cli", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "predict" in result.stdout
+
+
+def test_a_failing_batch_is_retried_image_by_image(tmp_path):
+    from depthlens.cli import _Item, _predict_batch
+    from depthlens.io.images import load_image
+
+    class PicksOnTall:
+        """Fails on any batch holding an image taller than wide, like an OOM would."""
+
+        def predict_images(self, images, batch_size):
+            if any(image.rgb.shape[0] > image.rgb.shape[1] for image in images):
+                raise RuntimeError("out of memory")
+            return [image.rgb.shape for image in images]
+
+    images = [np.zeros((8, 16, 3), np.uint8), np.zeros((16, 8, 3), np.uint8)] * 2
+    loaded = [
+        (_Item(tmp_path / f"{i}.png", tmp_path / str(i)), load_image(a))
+        for i, a in enumerate(images)
+    ]
+    outcome = [result for _, _, result in _predict_batch(PicksOnTall(), loaded, 4)]
+    assert outcome[0] == (8, 16, 3) and outcome[2] == (8, 16, 3)
+    assert all("out of memory" in outcome[i] for i in (1, 3))
+
+
+def test_unavailable_device_is_a_usage_error(midas_checkpoint, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the error path needs a machine without it")
+    code, _, stderr = run_cli(
+        [
+            "predict",
+            INPUTS / "square.png",
+            "-o",
+            tmp_path / "o",
+            "-m",
+            "midas-v21-small",
+            "--weights",
+            midas_checkpoint,
+            "--device",
+            "cuda",
+        ],
+        capsys,
+    )
+    assert code == 2 and "cuda" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

@@ -21,9 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from depthlens.errors import DepthlensError, ImageError, OutputError
+from depthlens.errors import DepthlensError, ImageError, OutputError, UsageError
 from depthlens.io.depth_files import write_npy, write_pfm, write_png, write_png16
-from depthlens.io.images import Image, find_images, load_image
+from depthlens.io.images import DEFAULT_MAX_PIXELS, Image, find_images, load_image
+from depthlens.models.estimator import DepthResult, Estimator
 from depthlens.viz.colormaps import COLORMAPS, colorize, side_by_side
 
 app = typer.Typer(
@@ -44,15 +45,11 @@ SUFFIXES = {
 }
 
 
-class _Usage(DepthlensError):
-    exit_code = 2
-
-
 def _parse_formats(text: str) -> list[str]:
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     unknown = [f for f in formats if f not in OUTPUT_FORMATS]
     if unknown or not formats:
-        raise _Usage(
+        raise UsageError(
             f"Unknown output format {', '.join(unknown) or '(none)'}: "
             f"choose from {', '.join(OUTPUT_FORMATS)}."
         )
@@ -154,13 +151,16 @@ def predict(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend folders.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 4,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    max_megapixels: Annotated[
+        float, typer.Option(min=0.01, help="Refuse larger images (decompression bombs).")
+    ] = DEFAULT_MAX_PIXELS / 1e6,
 ) -> None:
     """Predict depth for images and write colour heatmaps and depth files under OUTPUT."""
     import depthlens
 
     chosen = _parse_formats(formats)
     if colormap not in COLORMAPS:
-        raise _Usage(f"Unknown colormap '{colormap}': choose from {', '.join(COLORMAPS)}.")
+        raise UsageError(f"Unknown colormap '{colormap}': choose from {', '.join(COLORMAPS)}.")
     failures: list[tuple[str, str]] = []
     found: list[tuple[Path, PurePath]] = []
     for pattern in inputs:
@@ -181,7 +181,7 @@ def predict(
     if not items:
         if failures:
             raise typer.Exit(1)
-        raise _Usage(f"No images found in {', '.join(inputs)}.")
+        raise UsageError(f"No images found in {', '.join(inputs)}.")
 
     estimator = depthlens.load_model(model, weights, device)
     done = 0
@@ -201,15 +201,19 @@ def predict(
             loaded: list[tuple[_Item, Image]] = []
             for item in batch:
                 try:
-                    loaded.append((item, load_image(item.path)))
+                    loaded.append((item, load_image(item.path, int(max_megapixels * 1e6))))
                 except ImageError as exc:
                     failures.append((str(item.path), str(exc)))
                     err.print(f"failed {item.path}: {exc}", markup=False)
                     progress.advance(task)
             if not loaded:
                 continue
-            results = estimator.predict_images([image for _, image in loaded], batch_size)
-            for (item, image), result in zip(loaded, results, strict=True):
+            for item, image, result in _predict_batch(estimator, loaded, batch_size):
+                if isinstance(result, str):
+                    failures.append((str(item.path), result))
+                    err.print(f"failed {item.path}: {result}", markup=False)
+                    progress.advance(task)
+                    continue
                 try:
                     write_outputs(
                         image,
@@ -236,6 +240,25 @@ def predict(
     out.print(summary, highlight=False)
     if failures:
         raise typer.Exit(1)
+
+
+def _predict_batch(
+    estimator: Estimator, loaded: list[tuple[_Item, Image]], batch_size: int
+) -> Iterator[tuple[_Item, Image, DepthResult | str]]:
+    """Results of a batch; if the batch fails (out of memory, say), each image alone,
+    so one bad image costs only itself. A failure is given as its reason."""
+    try:
+        results = estimator.predict_images([image for _, image in loaded], batch_size)
+    except (RuntimeError, MemoryError, ValueError) as exc:
+        if len(loaded) == 1:
+            item, image = loaded[0]
+            yield item, image, f"the model failed on it ({type(exc).__name__}: {exc})"
+            return
+        for pair in loaded:
+            yield from _predict_batch(estimator, [pair], 1)
+        return
+    for (item, image), result in zip(loaded, results, strict=True):
+        yield item, image, result
 
 
 @app.command("models")
@@ -281,7 +304,7 @@ def convert(
 
     spec = get_spec(model) if model else spec_for_official_file(checkpoint.name)
     if spec is None:
-        raise _Usage(f"Cannot tell which model {checkpoint.name} is; pass --model NAME.")
+        raise UsageError(f"Cannot tell which model {checkpoint.name} is; pass --model NAME.")
     location = classify_path(checkpoint)
     network = build_network(spec, location)
     save_converted(spec, network, output)
@@ -324,6 +347,10 @@ def demo(
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and an exit code."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # our own bar reports progress
+    transformers_logging.set_verbosity_error()
     try:
         code = app(args=argv, standalone_mode=False)
     except DepthlensError as exc:

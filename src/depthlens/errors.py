@@ -28,5 +28,11 @@ class UnknownModelError(DepthlensError):
     exit_code = 2
 
 
+class UsageError(DepthlensError):
+    """Arguments that cannot work: an unknown format, colormap or device."""
+
+    exit_code = 2
+
+
 class OutputError(DepthlensError):
     """An output could not be written where it was asked for."""

@@ -17,7 +17,7 @@ def demo_scene(height: int = 384, width: int = 512, seed: int = 7) -> np.ndarray
     image[:] = (1 - t) * np.array([0.25, 0.45, 0.85]) + t * np.array([0.75, 0.85, 0.95])
     # Ground: a checkerboard on the plane y = camera height, seen through a pinhole.
     below = rows > horizon + 0.5
-    distance = np.where(below, 1.6 * height / np.maximum(rows - horizon, 1e-6), np.inf)
+    distance = 1.6 * height / np.maximum(rows - horizon, 1e-3)  # only used below the horizon
     lateral = (cols - width / 2) * distance / height
     checker = (np.floor(distance) + np.floor(lateral)) % 2
     shade = 0.35 + 0.25 * checker
