@@ -36,10 +36,20 @@ def test_missing_weights_name_file_place_and_licence():
     assert info.value.exit_code == 2
 
 
-def test_every_zoo_model_reports_missing_weights_offline():
+def test_every_downloadable_zoo_model_reports_missing_weights_offline():
     for spec in MODELS.values():
+        if spec.weights.bundled:
+            continue
         with pytest.raises(WeightsError, match=spec.name):
             find_weights(spec)
+
+
+def test_missing_bundled_weights_say_so(monkeypatch, tmp_path):
+    from depthlens.models import weights
+
+    monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)
+    with pytest.raises(WeightsError, match="bundled weights of depthlens-small"):
+        depthlens.load_model("depthlens-small")
 
 
 def test_official_file_in_the_cache_folder_is_found(midas_checkpoint, tmp_path, monkeypatch):

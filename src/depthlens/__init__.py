@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from depthlens.errors import DepthlensError, UnknownModelError, WeightsError
+from depthlens.errors import DepthlensError, UnknownModelError
 from depthlens.geometry.camera import Camera
 from depthlens.io.images import Image, ImageSource, load_image
 from depthlens.models.estimator import DepthResult, Estimator, pick_device
@@ -51,11 +51,6 @@ def _resolve(model: str | Path, weights: str | Path | None) -> tuple[ModelSpec, 
     if name in MODELS:
         spec = MODELS[name]
         return spec, find_weights(spec, Path(weights) if weights is not None else None)
-    if name == DEFAULT_MODEL:
-        raise WeightsError(
-            f"The bundled model {DEFAULT_MODEL} is not part of this build yet; choose a zoo "
-            "model with --model NAME and its weights (see `depthlens models`)."
-        )
     path = Path(name)
     if not path.exists():
         get_spec(name)  # raises UnknownModelError listing the zoo names

@@ -210,6 +210,10 @@ PRESETS: dict[str, MidasSmallConfig] = {
     # rwightman/gen-efficientnet-pytorch: geffnet/gen_efficientnet.py::tf_efficientnet_lite3
     # (channel_multiplier=1.2, depth_multiplier=1.4).
     "v21-small-256": MidasSmallConfig(channel_multiplier=1.2, depth_multiplier=1.4),
+    # depthlens' own bundled model: an EfficientNet-Lite0 encoder (multipliers 1.0) and a
+    # half-width decoder, 5.9 M parameters, trained on the synthetic engine. No final ReLU:
+    # it learns affine-invariant inverse depth, where a clamp would only kill gradients.
+    "depthlens-small": MidasSmallConfig(features=32, non_negative=False),
 }
 
 

@@ -118,6 +118,26 @@ def _midas_rows() -> list[ModelSpec]:
     ]
 
 
+def _bundled_rows() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            name="depthlens-small",
+            family="midas_small",
+            variant="depthlens-small",
+            description="depthlens' bundled model: EfficientNet-Lite0 + MiDaS decoder, "
+            "trained on depthlens' synthetic scenes",
+            # Trained at 256 px crops with ImageNet statistics, so it takes MiDaS-small's
+            # input rule and resize back.
+            input=MIDAS_SMALL_INPUT,
+            output=MIDAS_OUTPUT,
+            kind="relative_inverse",
+            weights=WeightSource(bundled="depthlens-small.safetensors"),
+            licence="MIT",
+            params_millions=5.9,
+        )
+    ]
+
+
 def _depth_anything_rows() -> list[ModelSpec]:
     rows = []
     for size, (enc, cap, params) in _DA_SIZES.items():
@@ -191,7 +211,9 @@ def _depth_anything_rows() -> list[ModelSpec]:
     return rows
 
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _midas_rows() + _depth_anything_rows()}
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec for spec in _bundled_rows() + _midas_rows() + _depth_anything_rows()
+}
 
 
 def get_spec(name: str) -> ModelSpec:
