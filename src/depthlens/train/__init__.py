@@ -1,0 +1,1 @@
+"""Training: losses (``depthlens.train.losses``), configs and the training loop."""

@@ -1,0 +1,264 @@
+"""Pseudo-labelling: a teacher's relative inverse depth for unlabelled photos.
+
+``depthlens pseudo-label --model TEACHER IMAGES... -o DIR`` runs the teacher through
+``depthlens.load_model(...).predict_images`` (the one inference path) and writes an
+RGB-D folder (``depthlens.io.rgbd``) that ``RGBDFolder`` reads and training mixes with
+labelled data as a ``kind: pseudo`` source::
+
+    DIR/manifest.jsonl   one line per image, with "target": "relative_inverse"
+    DIR/rgb/NAME.png     the photo as the teacher saw it (upright, RGB)
+    DIR/depth/NAME.npy   float32 target, exact
+
+What the depth file holds: relative inverse depth (larger = nearer) is only known up to
+scale and shift, and an RGB-D folder treats values ≤ 0 as invalid, so each map ``d`` is
+stored as ``1 + (d − lo) / (hi − lo)`` in [1, 2], with ``lo``, ``hi`` its finite minimum
+and maximum recorded on the line as ``disparity_min`` and ``disparity_max`` (the
+teacher's values come back as ``lo + (stored − 1)(hi − lo)``). Non-finite teacher pixels
+are stored as 0: invalid. Only scale-and-shift-invariant losses may train on these
+targets, and the training loop uses only those for relative training.
+
+A metric teacher's depth ``z`` is stored as its inverse ``1 / z``. Photos that cannot be
+read, or on which the teacher fails, are reported and skipped; an existing folder is
+continued (names already in its manifest are skipped), so an interrupted run resumes.
+For millions of images, run shards of the input list on a batch engine (Ray Data), each
+into its own folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+import numpy as np
+
+from depthlens.errors import ImageError, OutputError, UsageError
+from depthlens.io.depth_files import write_npy, write_png
+from depthlens.io.images import DEFAULT_MAX_PIXELS, Image, find_images, load_image
+from depthlens.models.estimator import DepthResult, Estimator
+
+TARGET = "relative_inverse"
+MANIFEST = "manifest.jsonl"
+
+
+@dataclass
+class PseudoLabelReport:
+    """What a pseudo-labelling run did: ``written`` new labels (``skipped`` were already
+    in the folder) of ``total`` inputs; ``failures`` lists ``(input, reason)``."""
+
+    model: str
+    folder: Path
+    total: int = 0
+    written: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def encode_disparity(disparity: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(H, W) relative inverse depth -> ``(stored, lo, hi)`` as the module describes."""
+    values = np.asarray(disparity, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise ValueError("the teacher's output has no finite value")
+    lo, hi = float(values[finite].min()), float(values[finite].max())
+    span = hi - lo
+    stored = np.ones_like(values) if span <= 0 else 1.0 + (values - lo) / span
+    stored = np.where(finite, stored, 0.0).astype(np.float32)
+    return stored, lo, hi
+
+
+def decode_disparity(stored: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The teacher's values back from a stored target (NaN where it was invalid)."""
+    values = lo + (stored.astype(np.float64) - 1.0) * (hi - lo)
+    return np.where(stored > 0, values, np.nan)
+
+
+def sample_names(relatives: Sequence[PurePath]) -> list[str]:
+    """Unique RGB-D sample names for input paths: ``a/photo.jpg`` -> ``a--photo``; a
+    clash (``photo.jpg`` and ``photo.png``) keeps the suffix (``photo_png``), and any
+    clash left gets ``-2``, ``-3``."""
+    stems = [rel.with_suffix("").as_posix().replace("/", "--") for rel in relatives]
+    clashing = {stem for stem in stems if stems.count(stem) > 1}
+    named = [
+        f"{stem}_{rel.suffix.lstrip('.')}" if stem in clashing and rel.suffix else stem
+        for stem, rel in zip(stems, relatives, strict=True)
+    ]
+    named = [name.lstrip(".") or "image" for name in named]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in named:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return unique
+
+
+def pseudo_label(
+    inputs: Sequence[str],
+    output: str | os.PathLike[str],
+    model: str,
+    weights: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    batch_size: int = 4,
+    recursive: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_failure: Callable[[str, str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> PseudoLabelReport:
+    """Label the images named by ``inputs`` (files, folders, globs) with ``model``.
+
+    Returns a report; ``on_failure(input, reason)`` is called for each input that could
+    not be labelled and ``on_progress(done, total)`` after each batch.
+    """
+    import depthlens
+
+    folder = Path(output)
+    failures: list[tuple[str, str]] = []
+
+    def fail(name: str, reason: str) -> None:
+        failures.append((name, reason))
+        if on_failure is not None:
+            on_failure(name, reason)
+
+    found: list[tuple[Path, PurePath]] = []
+    for pattern in inputs:
+        try:
+            found.extend(find_images([pattern], recursive=recursive))
+        except ImageError as exc:
+            fail(pattern, str(exc))
+    found = list(dict.fromkeys(found))
+    if not found and not failures:
+        raise UsageError(f"No images found in {', '.join(inputs)}.")
+    names = sample_names([rel for _, rel in found])
+    existing = _existing_names(folder)
+    todo = [(path, name) for (path, _), name in zip(found, names, strict=True)]
+    pending = [(path, name) for path, name in todo if name not in existing]
+
+    estimator = depthlens.load_model(model, None if weights is None else Path(weights), device)
+    report = PseudoLabelReport(
+        model=estimator.name,
+        folder=folder,
+        total=len(found) + len(failures),
+        skipped=len(todo) - len(pending),
+    )
+    done = report.skipped
+    for start in range(0, len(pending), max(1, batch_size)):
+        loaded: list[tuple[Path, str, Image]] = []
+        for path, name in pending[start : start + max(1, batch_size)]:
+            try:
+                loaded.append((path, name, load_image(path, max_pixels)))
+            except ImageError as exc:
+                fail(str(path), str(exc))
+        lines = []
+        for (path, name, image), result in _predict(estimator, loaded, batch_size):
+            if isinstance(result, str):
+                fail(str(path), result)
+                continue
+            try:
+                lines.append(_write_label(folder, name, path, image, result))
+            except (OutputError, OSError, ValueError) as exc:
+                fail(str(path), str(exc))
+        _append_lines(folder / MANIFEST, lines)
+        report.written += len(lines)
+        done += len(pending[start : start + max(1, batch_size)])
+        if on_progress is not None:
+            on_progress(done, len(todo))
+    report.failures = failures
+    return report
+
+
+def _predict(
+    estimator: Estimator, loaded: list[tuple[Path, str, Image]], batch_size: int
+) -> Iterator[tuple[tuple[Path, str, Image], DepthResult | str]]:
+    """Results of a batch; if the whole batch fails (out of memory, say), each image
+    alone, so one bad image costs only itself. A failure is given as its reason."""
+    if not loaded:
+        return
+    try:
+        results = estimator.predict_images([image for _, _, image in loaded], batch_size)
+    except (RuntimeError, MemoryError, ValueError) as exc:
+        if len(loaded) == 1:
+            yield loaded[0], f"the teacher failed on it ({type(exc).__name__}: {exc})"
+            return
+        for one in loaded:
+            yield from _predict(estimator, [one], 1)
+        return
+    yield from zip(loaded, results, strict=True)
+
+
+def _write_label(folder: Path, name: str, path: Path, image: Image, result: DepthResult) -> str:
+    """Write one image and its target (atomically, each); returns its manifest line."""
+    disparity = result.depth.astype(np.float64)
+    if result.kind == "metric":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disparity = np.where(disparity > 0, 1.0 / disparity, np.nan)
+    stored, lo, hi = encode_disparity(disparity)
+    entry: dict[str, Any] = {
+        "name": name,
+        "rgb": f"rgb/{name}.png",
+        "depth": f"depth/{name}.npy",
+        "depth_scale": 1.0,
+        "width": image.width,
+        "height": image.height,
+    }
+    write_png(folder / entry["rgb"], image.rgb)
+    write_npy(folder / entry["depth"], stored)
+    if image.camera is not None:
+        camera = image.camera
+        entry.update(fx=camera.fx, fy=camera.fy, cx=camera.cx, cy=camera.cy)
+    entry.update(
+        target=TARGET,
+        teacher=result.model,
+        disparity_min=lo,
+        disparity_max=hi,
+        source=str(path),
+    )
+    return json.dumps(entry)
+
+
+def _existing_names(folder: Path) -> set[str]:
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return set()
+    names = set()
+    for number, line in enumerate(manifest.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            raise UsageError(f"{manifest} line {number} is not valid JSON.") from None
+        if entry.get("target") != TARGET:
+            raise UsageError(
+                f"{folder} already holds samples that are not pseudo-labels; "
+                "write pseudo-labels to a folder of their own."
+            )
+        names.add(entry["name"])
+    return names
+
+
+def _append_lines(path: Path, lines: list[str]) -> None:
+    """Append whole lines in one write (data files are written before their line)."""
+    if not lines:
+        return
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            if size and _last_byte(path) != b"\n":  # a line cut short by a crash
+                data = b"\n" + data
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as file:
+        file.seek(-1, os.SEEK_END)
+        return file.read(1)
