@@ -114,6 +114,18 @@ def write_outputs(
     return written
 
 
+def _progress_bar(label: str, with_rate: bool = True) -> Progress:
+    """The stderr progress bar of the batch commands (hidden when stderr is no terminal)."""
+    columns: list[ProgressColumn | str] = [
+        TextColumn(f"[bold]{label}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+    ]
+    if with_rate:
+        columns.append(_RateColumn())
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
+
+
 class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
@@ -186,15 +198,7 @@ def predict(
     estimator = depthlens.load_model(model, weights, device)
     done = 0
     start = time.perf_counter()
-    progress = Progress(
-        TextColumn("[bold]depth[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
+    progress = _progress_bar("depth", with_rate=True)
     with progress:
         task = progress.add_task("predict", total=len(items))
         for batch in _batches(items, batch_size):
@@ -401,14 +405,7 @@ def pseudo_label(
     """Label images with a teacher's relative inverse depth, as a training folder."""
     from depthlens.train.pseudo_label import pseudo_label as run_pseudo_label
 
-    progress = Progress(
-        TextColumn("[bold]label[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
+    progress = _progress_bar("label", with_rate=False)
     with progress:
         task = progress.add_task("label", total=None)
         report = run_pseudo_label(
@@ -485,15 +482,7 @@ def synth(
             "seeds in all): pass another --seed or another folder."
         )
     start = time.perf_counter()
-    progress = Progress(
-        TextColumn("[bold]synth[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
+    progress = _progress_bar("synth", with_rate=True)
     with progress:
         task = progress.add_task("synth", total=count)
         for batch in render_batches(seeds, height, width, pool, batch_size, workers, device):

@@ -53,7 +53,7 @@ def fit_scale_shift(
 
     Reference: Ranftl et al., "Towards Robust Monocular Depth Estimation", TPAMI 2022, eq. 5.
     """
-    _check_maps(pred, target, mask)
+    check_maps(pred, target, mask)
     p, d, m = _masked(pred, mask), _masked(target, mask), mask.to(pred.dtype)
     count = m.sum((1, 2))
     safe_count = count.clamp(min=1.0)
@@ -75,7 +75,7 @@ def fit_scale(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     Returns ``(B,)``; 0 for an image whose valid ``pred`` values are all zero or
     that has no valid pixel.
     """
-    _check_maps(pred, target, mask)
+    check_maps(pred, target, mask)
     p, d = _masked(pred, mask), _masked(target, mask)
     num = (p * d).sum((1, 2))
     den = (p * p).sum((1, 2))
@@ -91,7 +91,7 @@ def median_scale(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
 
     Reference: Zhou et al., "Unsupervised Learning of Depth and Ego-Motion from Video", CVPR 2017.
     """
-    _check_maps(pred, target, mask)
+    check_maps(pred, target, mask)
     p_med = masked_median(pred, mask)
     d_med = masked_median(target, mask)
     ok = p_med != 0
@@ -121,7 +121,7 @@ def align_disparity_to_depth(
 
     Reference: Ranftl et al., "Towards Robust Monocular Depth Estimation", TPAMI 2022.
     """
-    _check_maps(pred_disparity, gt_depth, mask)
+    check_maps(pred_disparity, gt_depth, mask)
     if not max_depth > 0:
         raise ValueError(f"max_depth must be positive, got {max_depth}")
     if bool((gt_depth[mask] <= 0).any()):
@@ -147,7 +147,7 @@ def normalize_median_mad(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     Reference: Ranftl et al., "Towards Robust Monocular Depth Estimation", TPAMI 2022, eq. 6.
     """
-    _check_maps(x, x, mask)
+    check_maps(x, x, mask)
     t = masked_median(x, mask)[:, None, None]
     m = mask.to(x.dtype)
     count = m.sum((1, 2)).clamp(min=1.0)
@@ -162,7 +162,7 @@ def masked_median(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     0 for an image with no valid pixel. The gradient goes to the selected pixel.
     """
-    _check_maps(x, x, mask)
+    check_maps(x, x, mask)
     flat = torch.where(mask, x, torch.full_like(x, float("nan"))).flatten(1)
     median = flat.nanmedian(dim=1).values
     return torch.where(mask.flatten(1).any(1), median, torch.zeros_like(median))
@@ -183,7 +183,7 @@ def _is_constant(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return ~(hi > lo)
 
 
-def _check_maps(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
+def check_maps(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
     """Raise ValueError unless ``pred``, ``target`` are (B, H, W) floats and ``mask`` is bool."""
     if pred.ndim != 3:
         raise ValueError(f"maps must be (B, H, W), got shape {tuple(pred.shape)}")

@@ -29,7 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from depthlens.geometry.align import fit_scale_shift, normalize_median_mad
+from depthlens.geometry.align import check_maps, fit_scale_shift, normalize_median_mad
 
 __all__ = [
     "depth_to_normals",
@@ -61,7 +61,7 @@ def ssi_mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
 
     Reference: Ranftl et al., "Towards Robust Monocular Depth Estimation", TPAMI 2022, eq. 4-5.
     """
-    _check_maps(pred, target, mask)
+    check_maps(pred, target, mask)
     pred, target = _masked(pred, mask), _masked(target, mask)
     scale, shift = fit_scale_shift(pred, target, mask)
     residual = _masked(scale[:, None, None] * pred + shift[:, None, None] - target, mask)
@@ -87,7 +87,7 @@ def ssi_trimmed_mae_loss(
 
     Reference: Ranftl et al., "Towards Robust Monocular Depth Estimation", TPAMI 2022, eq. 6-7.
     """
-    _check_maps(pred, target, mask)
+    check_maps(pred, target, mask)
     if not 0.0 <= trim < 1.0:
         raise ValueError(f"trim must be in [0, 1), got {trim}")
     residual = (normalize_median_mad(pred, mask) - normalize_median_mad(target, mask)).abs()
@@ -129,7 +129,7 @@ def gradient_matching_loss(
 
     Reference: Ranftl et al., "Towards Robust Monocular Depth Estimation", TPAMI 2022, eq. 11.
     """
-    _check_maps(pred, target, mask)
+    check_maps(pred, target, mask)
     if scales < 1:
         raise ValueError(f"scales must be at least 1, got {scales}")
     pred, target = _masked(pred, mask), _masked(target, mask)
@@ -180,7 +180,7 @@ def silog_loss(
     Reference: Eigen et al., "Depth Map Prediction from a Single Image using a
     Multi-Scale Deep Network", NeurIPS 2014, eq. 4.
     """
-    _check_maps(pred_depth, target_depth, mask)
+    check_maps(pred_depth, target_depth, mask)
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
     valid = mask.to(pred_depth.dtype)
@@ -223,7 +223,7 @@ def rpnl_loss(
     Reference: Hu et al., "Metric3D v2: A Versatile Monocular Geometric Foundation Model
     for Zero-shot Metric Depth and Surface Normal Estimation", TPAMI 2024.
     """
-    _check_maps(pred, target, mask)
+    check_maps(pred, target, mask)
     if num_crops < 1:
         raise ValueError(f"num_crops must be at least 1, got {num_crops}")
     if not 0.0 < min_frac <= max_frac <= 1.0:
@@ -277,7 +277,7 @@ def virtual_normal_loss(
     Reference: Yin et al., "Enforcing geometric constraints of virtual normal for
     depth prediction", ICCV 2019.
     """
-    _check_maps(pred_depth, target_depth, mask)
+    check_maps(pred_depth, target_depth, mask)
     _check_camera(camera, pred_depth)
     if num_triplets < 1:
         raise ValueError(f"num_triplets must be at least 1, got {num_triplets}")
@@ -338,7 +338,7 @@ def depth_to_normals(
         ``normals`` ``(B, 3, H, W)`` (0 where invalid) and ``valid`` ``(B, H, W)`` bool:
         True where the pixel and its four neighbours are valid (so never on the border).
     """
-    _check_maps(depth, depth, mask)
+    check_maps(depth, depth, mask)
     _check_camera(camera, depth)
     if depth.shape[1] < 3 or depth.shape[2] < 3:
         raise ValueError(f"normals need maps of at least 3×3 pixels, got {tuple(depth.shape)}")
@@ -388,7 +388,7 @@ def pairwise_normal_loss(
     Reference: Hu et al., "Metric3D v2: A Versatile Monocular Geometric Foundation Model
     for Zero-shot Metric Depth and Surface Normal Estimation", TPAMI 2024.
     """
-    _check_maps(pred_depth, pred_depth, mask)
+    check_maps(pred_depth, pred_depth, mask)
     batch, height, width = pred_depth.shape
     if target_normals.shape != (batch, 3, height, width):
         raise ValueError(
@@ -526,18 +526,3 @@ def _check_camera(camera: torch.Tensor, depth: torch.Tensor) -> None:
         )
     if not bool((camera[:, :2] > 0).all()):
         raise ValueError("camera focal lengths fx and fy must be positive")
-
-
-def _check_maps(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
-    """Raise ValueError unless ``pred``, ``target`` are (B, H, W) floats and ``mask`` is bool."""
-    if pred.ndim != 3:
-        raise ValueError(f"maps must be (B, H, W), got shape {tuple(pred.shape)}")
-    if target.shape != pred.shape or mask.shape != pred.shape:
-        raise ValueError(
-            f"shapes differ: {tuple(pred.shape)}, {tuple(target.shape)} and mask "
-            f"{tuple(mask.shape)}"
-        )
-    if mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor, got {mask.dtype}")
-    if not (pred.is_floating_point() and target.is_floating_point()):
-        raise ValueError(f"maps must be floating point, got {pred.dtype} and {target.dtype}")
