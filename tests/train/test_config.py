@@ -34,7 +34,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["tiny.yaml", "bundled.yaml"])
+@pytest.mark.parametrize("name", ["tiny.yaml", "bundled-stage1.yaml", "bundled.yaml"])
 def test_shipped_configs_load_and_round_trip(name):
     config = load_config(CONFIGS / name)
     assert isinstance(config, TrainConfig)
@@ -43,11 +43,16 @@ def test_shipped_configs_load_and_round_trip(name):
         config.steps = 1
 
 
-def test_bundled_config_is_the_zoo_preset():
+def test_bundled_configs_are_the_zoo_preset_in_two_stages():
+    stage1 = load_config(CONFIGS / "bundled-stage1.yaml")
     config = load_config(CONFIGS / "bundled.yaml")
-    assert config.model.network_config() == PRESETS["depthlens-small"]
-    assert config.export_name == "depthlens-small"
-    assert config.input_size == 256 and config.bf16
+    for c in (stage1, config):
+        assert c.model.network_config() == PRESETS["depthlens-small"]
+        assert c.export_name == "depthlens-small" and c.bf16 and c.loss.scale_anchor > 0
+        assert c.data == stage1.data
+    # Stage 2 starts from stage 1's export and ends at the zoo row's input size.
+    assert config.init_from == f"{stage1.output_dir}/export" and stage1.init_from is None
+    assert stage1.input_size == 128 and config.input_size == 256
 
 
 def test_minimal_config_takes_defaults(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import depthlens
-from depthlens.errors import UsageError
+from depthlens.errors import UsageError, WeightsError
 from depthlens.io.rgbd import write_rgbd_folder
 from depthlens.models.midas_small import build_network
 from depthlens.models.weights import load_strict
@@ -204,6 +204,50 @@ def test_export_loads_through_depthlens_and_holds_the_ema_weights(straight_run):
         a, b = exported(x), ema.eval()(x)
     torch.testing.assert_close(a, b, rtol=0, atol=2e-2 * float(b.abs().max()))
     assert not torch.equal(a, build_network(straight_run.model.network_config())(x))
+
+
+@pytest.mark.parametrize("source", ["export", "checkpoint.pt", "export/model.safetensors"])
+def test_init_from_starts_from_earlier_weights(tmp_path, synth_folder, straight_run, source):
+    """A run with ``init_from`` starts at the named weights (the EMA weights of a
+    checkpoint), not at a random draw: after one step at a negligible learning rate the
+    parameters are still those weights."""
+    origin = Path(straight_run.output_dir) / source
+    config = tiny(
+        tmp_path,
+        synth_folder,
+        steps=2,
+        ema_decay=None,
+        init_from=str(origin),
+        optimizer=dataclasses.replace(straight_run.optimizer, lr=1e-9),
+        schedule=dataclasses.replace(straight_run.schedule, min_lr=0.0),
+    )
+    checkpoint = torch.load(train(config, stop_at=1), weights_only=True)
+    expected = torch.load(Path(straight_run.output_dir) / "checkpoint.pt", weights_only=True)["ema"]
+    names = [name for name, _ in build_network(config.model.network_config()).named_parameters()]
+    tolerance = 1e-3 if source.startswith("export") else 1e-6  # exports are stored in fp16
+    for name in names:
+        torch.testing.assert_close(
+            checkpoint["model"][name], expected[name], rtol=tolerance, atol=tolerance
+        )
+    assert load_checkpoint_config(Path(config.output_dir) / "checkpoint.pt").init_from == str(
+        origin
+    )
+
+
+def test_init_from_a_missing_path_or_another_network_is_refused(
+    tmp_path, synth_folder, straight_run
+):
+    with pytest.raises(UsageError, match="does not exist"):
+        train(tiny(tmp_path, synth_folder, "missing", init_from=str(tmp_path / "nowhere")))
+    other = tiny(
+        tmp_path,
+        synth_folder,
+        "other",
+        model=SMALL,
+        init_from=str(Path(straight_run.output_dir) / "export"),
+    )
+    with pytest.raises(WeightsError, match="do not fit the network"):
+        train(other)
 
 
 def test_refuses_to_overwrite_a_run_or_resume_nothing(tmp_path, synth_folder, straight_run):

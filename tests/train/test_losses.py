@@ -16,6 +16,7 @@ from depthlens.train.losses import (
     gradient_matching_loss,
     pairwise_normal_loss,
     rpnl_loss,
+    scale_anchor_loss,
     silog_loss,
     ssi_mse_loss,
     ssi_trimmed_mae_loss,
@@ -470,3 +471,38 @@ def test_gradcheck_feature_alignment():
     student = torch.randn(2, 4, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
     teacher = torch.randn(2, 4, 2, 3, generator=g, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda s: feature_alignment_loss(s, teacher, 1.0), (student,))
+
+
+# --- scale anchor -------------------------------------------------------------------------------
+
+
+def test_scale_anchor_is_log_spread_squared_and_ignores_shift_and_masked_pixels():
+    # One image whose valid pixels are 0, 2, 4, 6 (median 2 as the lower median,
+    # absolute deviations 2, 0, 2, 4: spread 2) and one whose valid pixels are
+    # 10 ± 0.5 (spread 0.5); masked-out pixels hold wild values that must not count.
+    pred = torch.tensor(
+        [[[0.0, 2.0, 1e6], [4.0, 6.0, -1e6]], [[9.5, 10.5, 1e9], [9.5, 10.5, float("nan")]]],
+        dtype=torch.float64,
+    )
+    mask = torch.tensor([[[True, True, False], [True, True, False]]] * 2)
+    expected = (math.log(2.0) ** 2 + math.log(0.5) ** 2) / 2
+    assert scale_anchor_loss(pred, mask).item() == pytest.approx(expected)
+    assert scale_anchor_loss(pred + 123.0, mask).item() == pytest.approx(expected)
+    assert scale_anchor_loss(pred / 2.0, mask).item() == pytest.approx(
+        (math.log(1.0) ** 2 + math.log(0.25) ** 2) / 2
+    )
+
+
+def test_scale_anchor_pulls_the_spread_towards_one_and_skips_empty_images():
+    pred, _, mask = scene()
+    mask[1] = False  # an image with no valid pixel is left out of the mean
+    big = (pred * 50.0).requires_grad_(True)
+    loss = scale_anchor_loss(big, mask)
+    loss.backward()
+    assert loss.item() > 1.0 and big.grad is not None and big.grad.isfinite().all()
+    assert big.grad[1].abs().sum().item() == 0.0
+    # One gradient step on a scale factor reduces the spread of a too-wide map.
+    factor = torch.ones((), dtype=torch.float64, requires_grad=True)
+    scale_anchor_loss(big.detach() * factor, mask).backward()
+    assert factor.grad is not None and factor.grad.item() > 0.0
+    assert scale_anchor_loss(torch.zeros_like(pred), torch.zeros_like(mask)).item() == 0.0

@@ -121,13 +121,15 @@ class LossConfig:
     target disparity up to scale and shift: ``ssi_trimmed_mae``, ``ssi_mse`` and
     ``gradient_matching`` (MiDaS). Metric training compares canonical-camera depth:
     ``silog`` and ``virtual_normal``. ``gradient_scales`` is the number of scales of
-    the gradient-matching term.
+    the gradient-matching term. ``scale_anchor`` (relative training) holds the
+    output's spread near 1, which the invariant terms leave free (``losses.scale_anchor_loss``).
     """
 
     ssi_trimmed_mae: float = 1.0
     ssi_mse: float = 0.0
     gradient_matching: float = 0.5
     gradient_scales: int = 4
+    scale_anchor: float = 0.0
     silog: float = 0.0
     virtual_normal: float = 0.0
 
@@ -185,7 +187,14 @@ class MetricConfig:
 class TrainConfig:
     """A whole training run. ``batch_size`` is global: under ``torchrun`` each of the
     N processes takes ``batch_size / N`` samples of every step, so one config gives the
-    same optimisation on any number of processes."""
+    same optimisation on any number of processes.
+
+    ``init_from`` starts the network from earlier weights instead of a random draw: an
+    export folder (``model.safetensors``, e.g. the shipped ``depthlens-small``), a
+    ``.safetensors`` file or a training ``checkpoint.pt`` (its EMA weights when kept).
+    The optimiser, schedule and data stream start afresh; ``--resume`` is for
+    continuing one interrupted run instead.
+    """
 
     output_dir: str
     steps: int
@@ -208,6 +217,7 @@ class TrainConfig:
     log_every: int = 10
     metric: MetricConfig = field(default_factory=MetricConfig)
     export_name: str = "depthlens-small"
+    init_from: str | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -305,7 +315,7 @@ def check_config(config: TrainConfig, source: str = "<config>") -> None:
     loss = config.loss
     relative = (loss.ssi_trimmed_mae, loss.ssi_mse, loss.gradient_matching)
     metric = (loss.silog, loss.virtual_normal)
-    if any(w < 0 for w in relative + metric):
+    if any(w < 0 for w in (*relative, *metric, loss.scale_anchor)):
         fail("Loss weights in 'loss' must be 0 or positive")
     if config.metric.enabled and not any(metric):
         fail("Metric training needs a positive 'loss.silog' or 'loss.virtual_normal'")

@@ -44,11 +44,17 @@ from torch.utils.data import DataLoader
 from depthlens.errors import UsageError
 from depthlens.geometry.align import normalize_median_mad
 from depthlens.models.midas_small import MidasSmallConfig, MidasSmallNet, build_network
-from depthlens.models.weights import CONVERTED_CONFIG, CONVERTED_WEIGHTS
+from depthlens.models.weights import (
+    CONVERTED_CONFIG,
+    CONVERTED_WEIGHTS,
+    load_strict,
+    read_state_dict,
+)
 from depthlens.train.config import TrainConfig, config_from_dict, config_to_dict, dump_config
 from depthlens.train.data import StepSampler, build_dataset, prerender_synth
 from depthlens.train.losses import (
     gradient_matching_loss,
+    scale_anchor_loss,
     silog_loss,
     ssi_mse_loss,
     ssi_trimmed_mae_loss,
@@ -132,6 +138,10 @@ def _train(
     raw_model = build_network(network_config).train().to(device)
     if config.channels_last:
         raw_model = raw_model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if config.init_from and not resume:
+        load_strict(raw_model, initial_weights(config.init_from), config.init_from)
+        if master:
+            console.print(f"Starting from the weights in {config.init_from}.")
     ema = copy.deepcopy(raw_model).eval().requires_grad_(False) if config.ema_decay else None
     params = [p for p in raw_model.parameters() if p.requires_grad]
     groups: list[dict[str, Any]] = [
@@ -360,6 +370,8 @@ def compute_loss(
                 scales=weights.gradient_scales,
                 align=False,
             )
+        if weights.scale_anchor:
+            terms["scale_anchor"] = scale_anchor_loss(prediction, valid)
     else:
         depth = prediction.clamp(min=MIN_METRIC_DEPTH)
         mask = batch["valid"] & batch["has_depth"][:, None, None]
@@ -424,6 +436,25 @@ def save_checkpoint(
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def initial_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The network weights ``init_from`` names: an export folder, a ``.safetensors``
+    file, or a training checkpoint (its EMA weights when it kept them)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONVERTED_WEIGHTS
+    if not path.is_file():
+        raise UsageError(
+            f"init_from names {path}, which does not exist; give an export folder, a "
+            ".safetensors file or a checkpoint.pt."
+        )
+    if path.suffix == ".safetensors":
+        return read_state_dict(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        return read_state_dict(path)
+    return dict(checkpoint["ema"] or checkpoint["model"])
 
 
 def load_checkpoint_config(path: str | Path) -> TrainConfig:
@@ -493,7 +524,6 @@ def zoo_preset_matches(name: str, network_config: MidasSmallConfig) -> bool:
 def load_exported(folder: str | Path) -> MidasSmallNet:
     """The network of an exported folder, built from its JSON and loaded strictly."""
     from depthlens.models.midas_small import EFFICIENTNET_LITE_STAGES, StageDef
-    from depthlens.models.weights import load_strict, read_state_dict
 
     folder = Path(folder)
     description = json.loads((folder / CONVERTED_CONFIG).read_text())
