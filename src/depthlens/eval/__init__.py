@@ -1,0 +1,1 @@
+"""Evaluation: standard depth error metrics (``depthlens.eval.metrics``) and benchmark protocols."""
