@@ -387,6 +387,96 @@ def train(
         out.print(f"Training output: {result}", highlight=False)
 
 
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[
+        list[str],
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="KIND:PATH, repeatable; nyu, kitti, diode, eth3d, sintel, folder.",
+        ),
+    ],
+    model: Annotated[str, typer.Option("--model", "-m", help="Zoo name or weights path.")] = (
+        "depthlens-small"
+    ),
+    weights: Annotated[
+        Path | None, typer.Option(help="Checkpoint file or folder for the model.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder for results.json and CSVs.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
+    alignment: Annotated[
+        str | None,
+        typer.Option(help="depth_from_disparity, disparity, median or none (default: by model)."),
+    ] = None,
+    crop: Annotated[
+        str | None, typer.Option(help="eigen_nyu, garg, eigen_kitti or none (default: dataset's).")
+    ] = None,
+    max_depth: Annotated[float | None, typer.Option(help="Override the depth cap (m).")] = None,
+    silog: Annotated[
+        str, typer.Option(help="SILog variant: zoedepth, depth_anything or metric3d.")
+    ] = "zoedepth",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+) -> None:
+    """Score a model on depth benchmarks with the papers' protocols; prints a table."""
+    import functools
+    from typing import Any, cast
+
+    import depthlens
+    from depthlens.eval import protocol as protocols
+    from depthlens.eval.datasets import open_dataset
+    from depthlens.eval.metrics import SILOG_VARIANTS, SilogVariant
+    from depthlens.eval.run import evaluate_dataset, markdown_table, write_reports
+
+    if alignment is not None and alignment not in protocols.ALIGNMENTS:
+        raise UsageError(
+            f"Unknown alignment {alignment!r}; use one of {', '.join(protocols.ALIGNMENTS)}."
+        )
+    if silog not in SILOG_VARIANTS:
+        raise UsageError(
+            f"Unknown SILog variant {silog!r}; use one of {', '.join(SILOG_VARIANTS)}."
+        )
+    crop_choice = "default" if crop is None else (None if crop == "none" else crop)
+    if crop_choice not in ("default", None, *protocols.CROPS):
+        raise UsageError(f"Unknown crop {crop!r}; use one of {', '.join(protocols.CROPS)} or none.")
+    datasets = [open_dataset(spec) for spec in dataset]
+    estimator = depthlens.load_model(model, weights, device=device)
+    results = []
+    for data in datasets:
+        try:
+            protocol = protocols.protocol_for(
+                data.kind,
+                cast(Any, crop_choice),
+                max_depth,
+            )
+        except ValueError as exc:
+            raise UsageError(f"{exc}.") from None
+        total = len(data) if limit is None else min(limit, len(data))
+        progress = _progress_bar(f"eval {data.kind}", with_rate=True)
+        with progress:
+            task = progress.add_task("", total=total)
+            results.append(
+                evaluate_dataset(
+                    estimator,
+                    data,
+                    protocol,
+                    cast(protocols.Alignment | None, alignment),
+                    cast(SilogVariant, silog),
+                    limit,
+                    on_item=functools.partial(progress.advance, task),
+                )
+            )
+    out.print(markdown_table(results), highlight=False, markup=False, soft_wrap=True)
+    for result in results:
+        if result.skipped:
+            err.print(f"{result.dataset}: {len(result.skipped)} images had no valid pixel.")
+    if output is not None:
+        for path in write_reports(results, output):
+            err.print(f"wrote {path}")
+
+
 @app.command("pseudo-label")
 def pseudo_label(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],

@@ -1,0 +1,143 @@
+"""Evaluating a model on datasets: per-image metrics, their means, and the reports.
+
+``evaluate_dataset`` is the library entry point of ``depthlens eval``: each item of a
+dataset (``eval/datasets``) is predicted at its own size by the one inference path
+(``Estimator.predict``) and scored by ``protocol.score_prediction`` with the dataset's
+protocol and the alignment that fits the model's output (relative inverse depth: the
+MiDaS disparity fit; metric depth: none).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from depthlens.eval.datasets import Dataset
+from depthlens.eval.metrics import METRIC_NAMES, SilogVariant, aggregate
+from depthlens.eval.protocol import Alignment, DatasetProtocol, score_prediction
+from depthlens.models.estimator import Estimator
+
+# The columns of the printed table, in the papers' usual order.
+TABLE_METRICS = ("abs_rel", "delta1", "delta2", "delta3", "rmse", "silog")
+
+
+def default_alignment(kind: str) -> Alignment:
+    """The alignment for a model's output kind: disparity fit for relative inverse
+    depth, none for metric depth."""
+    return "none" if kind == "metric" else "depth_from_disparity"
+
+
+@dataclass
+class EvalResult:
+    """The per-image metric rows of one model on one dataset and their means."""
+
+    model: str
+    dataset: str
+    alignment: Alignment
+    protocol: DatasetProtocol
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def means(self) -> dict[str, float]:
+        scored = [{k: row[k] for k in METRIC_NAMES} for row in self.rows]
+        if not scored:
+            return {**{name: math.nan for name in METRIC_NAMES}, "n": 0}
+        return aggregate(scored)
+
+
+def evaluate_dataset(
+    estimator: Estimator,
+    dataset: Dataset,
+    protocol: DatasetProtocol,
+    alignment: Alignment | None = None,
+    silog: SilogVariant = "zoedepth",
+    limit: int | None = None,
+    min_pixels: int = 1,
+    on_item: Callable[[], None] | None = None,
+) -> EvalResult:
+    """Score ``estimator`` on the first ``limit`` items of ``dataset`` (all when None).
+
+    Items with fewer than ``min_pixels`` counted pixels are listed in ``skipped``.
+    """
+    chosen = alignment or default_alignment(estimator.kind)
+    result = EvalResult(estimator.name, f"{dataset.kind}:{dataset.root}", chosen, protocol)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    for index in range(count):
+        item = dataset[index]
+        prediction = estimator.predict(item.rgb).depth
+        metrics = score_prediction(
+            prediction, item.depth, item.valid, protocol, chosen, silog, min_pixels
+        )
+        if metrics is None:
+            result.skipped.append(item.name)
+        else:
+            result.rows.append({"image": item.name, **metrics})
+        if on_item is not None:
+            on_item()
+    return result
+
+
+def markdown_table(results: Sequence[EvalResult]) -> str:
+    """One row per model × dataset: the means of TABLE_METRICS and the image count."""
+    header = ["model", "dataset", "alignment", *TABLE_METRICS, "images"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result in results:
+        means = result.means
+        cells = [result.model, result.dataset, result.alignment]
+        cells += [f"{means[name]:.4f}" for name in TABLE_METRICS]
+        cells.append(str(int(means["n"])))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_reports(results: Sequence[EvalResult], folder: Path) -> list[Path]:
+    """``results.json`` (settings, means and per-image rows of every result) and one
+    ``<model>__<dataset kind>.csv`` of per-image rows each; written atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    summary = [
+        {
+            "model": r.model,
+            "dataset": r.dataset,
+            "alignment": r.alignment,
+            "protocol": {
+                "min_depth": r.protocol.min_depth,
+                "max_depth": r.protocol.max_depth,
+                "crop": r.protocol.crop,
+            },
+            "means": r.means,
+            "skipped": r.skipped,
+            "images": r.rows,
+        }
+        for r in results
+    ]
+    json_path = folder / "results.json"
+    _atomic_write(json_path, json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    written.append(json_path)
+    for result in results:
+        kind = result.dataset.split(":", 1)[0]
+        csv_path = folder / f"{result.model}__{kind}.csv"
+        temp = csv_path.with_name(f".{csv_path.name}.{os.getpid()}.tmp")
+        with temp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["image", *METRIC_NAMES])
+            writer.writeheader()
+            writer.writerows(result.rows)
+        os.replace(temp, csv_path)
+        written.append(csv_path)
+    return written
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_text(text)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
