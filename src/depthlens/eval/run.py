@@ -21,6 +21,7 @@ from typing import Any
 from depthlens.eval.datasets import Dataset
 from depthlens.eval.metrics import METRIC_NAMES, SilogVariant, aggregate
 from depthlens.eval.protocol import Alignment, DatasetProtocol, score_prediction
+from depthlens.eval.published import Published, published_for
 from depthlens.models.estimator import Estimator
 
 # The columns of the printed table, in the papers' usual order.
@@ -43,6 +44,15 @@ class EvalResult:
     protocol: DatasetProtocol
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+    @property
+    def dataset_kind(self) -> str:
+        return self.dataset.split(":", 1)[0]
+
+    @property
+    def published(self) -> Published | None:
+        """The papers' numbers for this model on this dataset kind, if any."""
+        return published_for(self.model, self.dataset_kind)
 
     @property
     def means(self) -> dict[str, float]:
@@ -85,14 +95,17 @@ def evaluate_dataset(
 
 
 def markdown_table(results: Sequence[EvalResult]) -> str:
-    """One row per model × dataset: the means of TABLE_METRICS and the image count."""
-    header = ["model", "dataset", "alignment", *TABLE_METRICS, "images"]
+    """One row per model × dataset: the means of TABLE_METRICS, the image count, and the
+    published numbers for that model and dataset where the papers give them."""
+    header = ["model", "dataset", "alignment", *TABLE_METRICS, "images", "published"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for result in results:
         means = result.means
         cells = [result.model, result.dataset, result.alignment]
         cells += [f"{means[name]:.4f}" for name in TABLE_METRICS]
         cells.append(str(int(means["n"])))
+        published = result.published
+        cells.append(published.describe() if published is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -113,6 +126,15 @@ def write_reports(results: Sequence[EvalResult], folder: Path) -> list[Path]:
                 "crop": r.protocol.crop,
             },
             "means": r.means,
+            "published": (
+                None
+                if r.published is None
+                else {
+                    "metrics": dict(r.published.metrics),
+                    "source": r.published.source,
+                    "alignment": r.published.alignment,
+                }
+            ),
             "skipped": r.skipped,
             "images": r.rows,
         }
@@ -122,8 +144,7 @@ def write_reports(results: Sequence[EvalResult], folder: Path) -> list[Path]:
     _atomic_write(json_path, json.dumps(summary, indent=2, allow_nan=True) + "\n")
     written.append(json_path)
     for result in results:
-        kind = result.dataset.split(":", 1)[0]
-        csv_path = folder / f"{result.model}__{kind}.csv"
+        csv_path = folder / f"{result.model}__{result.dataset_kind}.csv"
         temp = csv_path.with_name(f".{csv_path.name}.{os.getpid()}.tmp")
         with temp.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["image", *METRIC_NAMES])

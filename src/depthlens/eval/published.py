@@ -1,0 +1,120 @@
+"""The numbers the papers and official READMEs publish for the zoo's models, zero-shot.
+
+Shown beside ours by ``depthlens eval`` so a user with the data and the weights sees
+whether a reproduction holds. Each entry names its source and the alignment its authors
+used; the metric names are those of ``eval/metrics.py``. MiDaS and DPT report the
+percentage of bad pixels (max(d/d*, d*/d) > 1.25, lower is better) for KITTI and NYU,
+hence ``bad_pixel_percent`` there.
+
+Sources:
+- DA V2 paper (arXiv 2406.09414), Table 2: Depth Anything V1 and V2, AbsRel / δ1.
+  The authors score disparity (LiheYoung/Depth-Anything issue #174), so ``disparity``.
+- isl-org/MiDaS: README.md, "Accuracy": MiDaS v2.1 Small and DPT-Large/Hybrid (v3.0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from depthlens.eval.protocol import Alignment
+
+DA2_TABLE = "Depth Anything V2 paper (arXiv 2406.09414), Table 2"
+MIDAS_README = "isl-org/MiDaS README.md, Accuracy table"
+
+
+@dataclass(frozen=True)
+class Published:
+    """Published metric values of one model on one dataset, with where they come from."""
+
+    metrics: Mapping[str, float]
+    source: str
+    alignment: Alignment
+
+    def describe(self) -> str:
+        values = ", ".join(f"{name} {value:g}" for name, value in self.metrics.items())
+        return f"{values} ({self.source})"
+
+
+def _depth_anything(rows: Mapping[str, tuple[float, float]]) -> dict[str, Published]:
+    return {
+        dataset: Published({"abs_rel": abs_rel, "delta1": delta1}, DA2_TABLE, "disparity")
+        for dataset, (abs_rel, delta1) in rows.items()
+    }
+
+
+def _midas(eth3d: float, sintel: float, kitti_bad: float, nyu_bad: float) -> dict[str, Published]:
+    return {
+        "eth3d": Published({"abs_rel": eth3d}, MIDAS_README, "depth_from_disparity"),
+        "sintel": Published({"abs_rel": sintel}, MIDAS_README, "depth_from_disparity"),
+        "kitti": Published({"bad_pixel_percent": kitti_bad}, MIDAS_README, "depth_from_disparity"),
+        "nyu": Published({"bad_pixel_percent": nyu_bad}, MIDAS_README, "depth_from_disparity"),
+    }
+
+
+# model -> dataset kind -> published numbers. KITTI, NYU-D, Sintel, ETH3D and DIODE of
+# the DA V2 table; V1 and V2 rows as transcribed there (AbsRel, δ1).
+PUBLISHED: dict[str, dict[str, Published]] = {
+    "depth-anything-small": _depth_anything(
+        {
+            "kitti": (0.080, 0.936),
+            "nyu": (0.053, 0.972),
+            "sintel": (0.464, 0.739),
+            "eth3d": (0.127, 0.885),
+            "diode": (0.076, 0.939),
+        }
+    ),
+    "depth-anything-base": _depth_anything(
+        {
+            "kitti": (0.080, 0.939),
+            "nyu": (0.046, 0.979),
+            "sintel": (0.432, 0.756),
+            "eth3d": (0.126, 0.884),
+            "diode": (0.069, 0.946),
+        }
+    ),
+    "depth-anything-large": _depth_anything(
+        {
+            "kitti": (0.076, 0.947),
+            "nyu": (0.043, 0.981),
+            "sintel": (0.458, 0.760),
+            "eth3d": (0.127, 0.882),
+            "diode": (0.066, 0.952),
+        }
+    ),
+    "depth-anything-v2-small": _depth_anything(
+        {
+            "kitti": (0.078, 0.936),
+            "nyu": (0.053, 0.973),
+            "sintel": (0.500, 0.718),
+            "eth3d": (0.142, 0.851),
+            "diode": (0.073, 0.942),
+        }
+    ),
+    "depth-anything-v2-base": _depth_anything(
+        {
+            "kitti": (0.078, 0.939),
+            "nyu": (0.049, 0.976),
+            "sintel": (0.495, 0.734),
+            "eth3d": (0.137, 0.858),
+            "diode": (0.068, 0.950),
+        }
+    ),
+    "depth-anything-v2-large": _depth_anything(
+        {
+            "kitti": (0.074, 0.946),
+            "nyu": (0.045, 0.979),
+            "sintel": (0.487, 0.752),
+            "eth3d": (0.131, 0.865),
+            "diode": (0.066, 0.952),
+        }
+    ),
+    "midas-v21-small": _midas(eth3d=0.1344, sintel=0.3370, kitti_bad=29.27, nyu_bad=13.43),
+    "dpt-large": _midas(eth3d=0.0888, sintel=0.2697, kitti_bad=8.46, nyu_bad=8.32),
+    "dpt-hybrid": _midas(eth3d=0.0934, sintel=0.2741, kitti_bad=11.56, nyu_bad=8.69),
+}
+
+
+def published_for(model: str, dataset: str) -> Published | None:
+    """What the papers publish for zoo model ``model`` on dataset kind ``dataset``."""
+    return PUBLISHED.get(model, {}).get(dataset)
