@@ -419,6 +419,9 @@ def evaluate(
         str, typer.Option(help="SILog variant: zoedepth, depth_anything or metric3d.")
     ] = "zoedepth",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    cache: Annotated[
+        bool, typer.Option(help="Keep predictions in OUTPUT/predictions and reuse them.")
+    ] = True,
 ) -> None:
     """Score a model on depth benchmarks with the papers' protocols; prints a table."""
     import functools
@@ -466,6 +469,7 @@ def evaluate(
                     cast(SilogVariant, silog),
                     limit,
                     on_item=functools.partial(progress.advance, task),
+                    cache=output / "predictions" if output is not None and cache else None,
                 )
             )
     out.print(markdown_table(results), highlight=False, markup=False, soft_wrap=True)

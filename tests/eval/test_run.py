@@ -111,3 +111,30 @@ def test_cli_eval_errors_are_one_sentence(scenes, tmp_path, capsys, args, messag
     captured = capsys.readouterr()
     assert info.value.code == 2 and message in captured.err
     assert not (tmp_path / "r").exists()
+
+
+class CountingModel(OracleModel):
+    calls = 0
+    weights = "oracle-weights-1"
+
+    def predict(self, rgb):
+        CountingModel.calls += 1
+        return super().predict(rgb)
+
+
+def test_predictions_are_cached_per_model_weights_and_dataset(scenes, tmp_path):
+    dataset = open_dataset(f"folder:{scenes}")
+    model = CountingModel(dataset, "relative_inverse", lambda d: 2.0 / d + 0.1)
+    protocol = protocol_for("folder")
+    first = evaluate_dataset(model, dataset, protocol, cache=tmp_path / "cache")  # type: ignore[arg-type]
+    assert CountingModel.calls == 6
+    # A rerun with another alignment predicts nothing again and scores the same maps.
+    again = evaluate_dataset(model, dataset, protocol, "disparity", cache=tmp_path / "cache")  # type: ignore[arg-type]
+    assert CountingModel.calls == 6 and len(again.rows) == 6
+    same = evaluate_dataset(model, dataset, protocol, cache=tmp_path / "cache")  # type: ignore[arg-type]
+    assert same.rows == first.rows
+    # Other weights are another cache folder.
+    model.weights = "oracle-weights-2"
+    evaluate_dataset(model, dataset, protocol, limit=2, cache=tmp_path / "cache")  # type: ignore[arg-type]
+    assert CountingModel.calls == 8
+    assert len(list((tmp_path / "cache" / "oracle-relative_inverse").iterdir())) == 2

@@ -10,9 +10,11 @@ MiDaS disparity fit; metric depth: none).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from depthlens.eval.datasets import Dataset
 from depthlens.eval.metrics import METRIC_NAMES, SilogVariant, aggregate
 from depthlens.eval.protocol import Alignment, DatasetProtocol, score_prediction
 from depthlens.eval.published import Published, published_for
+from depthlens.io.depth_files import read_npy, write_npy
 from depthlens.models.estimator import Estimator
 
 # The columns of the printed table, in the papers' usual order.
@@ -71,17 +74,27 @@ def evaluate_dataset(
     limit: int | None = None,
     min_pixels: int = 1,
     on_item: Callable[[], None] | None = None,
+    cache: Path | None = None,
 ) -> EvalResult:
     """Score ``estimator`` on the first ``limit`` items of ``dataset`` (all when None).
 
-    Items with fewer than ``min_pixels`` counted pixels are listed in ``skipped``.
+    Items with fewer than ``min_pixels`` counted pixels are listed in ``skipped``. With
+    ``cache``, each raw prediction is kept there as NPY (``prediction_cache_dir``), so a
+    rerun with other metrics, alignments or crops predicts nothing again.
     """
+    cache_dir = prediction_cache_dir(cache, estimator, dataset) if cache is not None else None
     chosen = alignment or default_alignment(estimator.kind)
     result = EvalResult(estimator.name, f"{dataset.kind}:{dataset.root}", chosen, protocol)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for index in range(count):
         item = dataset[index]
-        prediction = estimator.predict(item.rgb).depth
+        cached = cache_dir / f"{_safe_name(item.name)}.npy" if cache_dir is not None else None
+        if cached is not None and cached.is_file():
+            prediction = read_npy(cached)
+        else:
+            prediction = estimator.predict(item.rgb).depth
+            if cached is not None:
+                write_npy(cached, prediction)
         metrics = score_prediction(
             prediction, item.depth, item.valid, protocol, chosen, silog, min_pixels
         )
@@ -92,6 +105,21 @@ def evaluate_dataset(
         if on_item is not None:
             on_item()
     return result
+
+
+def prediction_cache_dir(root: Path, estimator: Estimator, dataset: Dataset) -> Path:
+    """``root/<model>/<key>``: one folder per model, weights and dataset, the key a hash
+    of the model name, its weights location and the dataset's kind and resolved path."""
+    identity = "\n".join(
+        [estimator.name, str(estimator.weights), dataset.kind, str(Path(dataset.root).resolve())]
+    )
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return root / _safe_name(estimator.name) / f"{dataset.kind}-{key}"
+
+
+def _safe_name(name: str) -> str:
+    """A file name for an item or model name (path separators and odd characters out)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "item"
 
 
 def markdown_table(results: Sequence[EvalResult]) -> str:
