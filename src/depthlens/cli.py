@@ -35,6 +35,18 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# Options that predict, eval and pseudo-label share.
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Zoo name or weights path.")]
+WeightsOption = Annotated[
+    Path | None, typer.Option(help="Checkpoint file or folder for the model.")
+]
+RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Descend folders.")]
+BatchSizeOption = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+MaxMegapixelsOption = Annotated[
+    float, typer.Option(min=0.01, help="Refuse larger images (decompression bombs).")
+]
+
 OUTPUT_FORMATS = ("color", "png16", "pfm", "npy")
 SUFFIXES = {
     "color": "-depth.png",
@@ -147,12 +159,8 @@ def _batches(items: list[_Item], size: int) -> Iterator[list[_Item]]:
 def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the outputs.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Zoo name or weights path.")] = (
-        "depthlens-small"
-    ),
-    weights: Annotated[
-        Path | None, typer.Option(help="Checkpoint file or folder for the model.")
-    ] = None,
+    model: ModelOption = "depthlens-small",
+    weights: WeightsOption = None,
     formats: Annotated[
         str, typer.Option("--format", "-f", help="Comma-separated: color,png16,pfm,npy.")
     ] = "color,png16",
@@ -160,12 +168,10 @@ def predict(
     with_side_by_side: Annotated[
         bool, typer.Option("--side-by-side", help="Also write photo | heatmap panels.")
     ] = False,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend folders.")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 4,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    max_megapixels: Annotated[
-        float, typer.Option(min=0.01, help="Refuse larger images (decompression bombs).")
-    ] = DEFAULT_MAX_PIXELS / 1e6,
+    recursive: RecursiveOption = False,
+    batch_size: BatchSizeOption = 4,
+    device: DeviceOption = "auto",
+    max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
 ) -> None:
     """Predict depth for images and write colour heatmaps and depth files under OUTPUT."""
     import depthlens
@@ -397,12 +403,8 @@ def evaluate(
             help="KIND:PATH, repeatable; nyu, kitti, diode, eth3d, sintel, folder.",
         ),
     ],
-    model: Annotated[str, typer.Option("--model", "-m", help="Zoo name or weights path.")] = (
-        "depthlens-small"
-    ),
-    weights: Annotated[
-        Path | None, typer.Option(help="Checkpoint file or folder for the model.")
-    ] = None,
+    model: ModelOption = "depthlens-small",
+    weights: WeightsOption = None,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Folder for results.json and CSVs.")
     ] = None,
@@ -418,7 +420,7 @@ def evaluate(
     silog: Annotated[
         str, typer.Option(help="SILog variant: zoedepth, depth_anything or metric3d.")
     ] = "zoedepth",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: DeviceOption = "auto",
     cache: Annotated[
         bool, typer.Option(help="Keep predictions in OUTPUT/predictions and reuse them.")
     ] = True,
@@ -445,17 +447,15 @@ def evaluate(
     if crop_choice not in ("default", None, *protocols.CROPS):
         raise UsageError(f"Unknown crop {crop!r}; use one of {', '.join(protocols.CROPS)} or none.")
     datasets = [open_dataset(spec) for spec in dataset]
+    try:  # every protocol is settled before the model loads
+        settled = [
+            protocols.protocol_for(d.kind, cast(Any, crop_choice), max_depth) for d in datasets
+        ]
+    except ValueError as exc:
+        raise UsageError(f"{exc}.") from None
     estimator = depthlens.load_model(model, weights, device=device)
     results = []
-    for data in datasets:
-        try:
-            protocol = protocols.protocol_for(
-                data.kind,
-                cast(Any, crop_choice),
-                max_depth,
-            )
-        except ValueError as exc:
-            raise UsageError(f"{exc}.") from None
+    for data, protocol in zip(datasets, settled, strict=True):
         total = len(data) if limit is None else min(limit, len(data))
         progress = _progress_bar(f"eval {data.kind}", with_rate=True)
         with progress:
@@ -486,15 +486,11 @@ def pseudo_label(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the dataset.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Teacher: zoo name or path.")],
-    weights: Annotated[
-        Path | None, typer.Option(help="Checkpoint file or folder for the teacher.")
-    ] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend folders.")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 4,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    max_megapixels: Annotated[
-        float, typer.Option(min=0.01, help="Refuse larger images (decompression bombs).")
-    ] = DEFAULT_MAX_PIXELS / 1e6,
+    weights: WeightsOption = None,
+    recursive: RecursiveOption = False,
+    batch_size: BatchSizeOption = 4,
+    device: DeviceOption = "auto",
+    max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
 ) -> None:
     """Label images with a teacher's relative inverse depth, as a training folder."""
     from depthlens.train.pseudo_label import pseudo_label as run_pseudo_label

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ from depthlens.eval.datasets import Dataset
 from depthlens.eval.metrics import METRIC_NAMES, SilogVariant, aggregate
 from depthlens.eval.protocol import Alignment, DatasetProtocol, score_prediction
 from depthlens.eval.published import Published, published_for
-from depthlens.io.depth_files import read_npy, write_npy
+from depthlens.io.depth_files import read_npy, write_bytes, write_npy
 from depthlens.models.estimator import Estimator
 
 # The columns of the printed table, in the papers' usual order.
@@ -141,8 +141,6 @@ def markdown_table(results: Sequence[EvalResult]) -> str:
 def write_reports(results: Sequence[EvalResult], folder: Path) -> list[Path]:
     """``results.json`` (settings, means and per-image rows of every result) and one
     ``<model>__<dataset kind>.csv`` of per-image rows each; written atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
     summary = [
         {
             "model": r.model,
@@ -168,25 +166,13 @@ def write_reports(results: Sequence[EvalResult], folder: Path) -> list[Path]:
         }
         for r in results
     ]
-    json_path = folder / "results.json"
-    _atomic_write(json_path, json.dumps(summary, indent=2, allow_nan=True) + "\n")
-    written.append(json_path)
+    json_text = json.dumps(summary, indent=2, allow_nan=True) + "\n"
+    written = [write_bytes(folder / "results.json", json_text.encode())]
     for result in results:
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=["image", *METRIC_NAMES])
+        writer.writeheader()
+        writer.writerows(result.rows)
         csv_path = folder / f"{result.model}__{result.dataset_kind}.csv"
-        temp = csv_path.with_name(f".{csv_path.name}.{os.getpid()}.tmp")
-        with temp.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["image", *METRIC_NAMES])
-            writer.writeheader()
-            writer.writerows(result.rows)
-        os.replace(temp, csv_path)
-        written.append(csv_path)
+        written.append(write_bytes(csv_path, table.getvalue().encode()))
     return written
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_text(text)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)

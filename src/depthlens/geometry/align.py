@@ -20,6 +20,7 @@ __all__ = [
     "fit_scale",
     "fit_scale_shift",
     "masked_median",
+    "median_and_mad",
     "median_scale",
     "normalize_median_mad",
 ]
@@ -147,14 +148,20 @@ def normalize_median_mad(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     Reference: Ranftl et al., "Towards Robust Monocular Depth Estimation", TPAMI 2022, eq. 6.
     """
+    t, s = median_and_mad(x, mask)
+    centred = (_masked(x, mask) - t[:, None, None]) * mask.to(x.dtype)
+    return centred / torch.where(s > 0, s, torch.ones_like(s))[:, None, None]
+
+
+def median_and_mad(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image ``t(x)`` and ``s(x)`` of :func:`normalize_median_mad`, each ``(B,)``: the
+    lower median of the valid values and their mean absolute deviation from it (0 for
+    an image with no valid pixel)."""
     check_maps(x, x, mask)
-    t = masked_median(x, mask)[:, None, None]
+    t = masked_median(x, mask)
     m = mask.to(x.dtype)
-    count = m.sum((1, 2)).clamp(min=1.0)
-    centred = (_masked(x, mask) - t) * m
-    s = centred.abs().sum((1, 2)) / count
-    s = torch.where(s > 0, s, torch.ones_like(s))[:, None, None]
-    return centred / s
+    centred = (_masked(x, mask) - t[:, None, None]) * m
+    return t, centred.abs().sum((1, 2)) / m.sum((1, 2)).clamp(min=1.0)
 
 
 def masked_median(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

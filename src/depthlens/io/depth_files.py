@@ -24,9 +24,11 @@ import numpy as np
 from depthlens.errors import ImageError, OutputError
 
 __all__ = [
+    "atomic_write",
     "read_npy",
     "read_pfm",
     "read_png16",
+    "write_bytes",
     "write_npy",
     "write_pfm",
     "write_png",
@@ -38,7 +40,7 @@ PathLike = str | os.PathLike[str]
 PNG16_MAX = 65535
 
 
-def _atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``.
 
     The temporary is created with mode 0o666 minus the umask, like ``open(path, "w")``,
@@ -67,10 +69,19 @@ def _atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
     return target
 
 
+def write_bytes(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`); returns the path."""
+
+    def write(file: BinaryIO) -> None:
+        file.write(data)
+
+    return atomic_write(path, write)
+
+
 def write_npy(path: PathLike, depth: np.ndarray) -> Path:
     """Save ``depth`` (any shape, stored as float32) as a ``.npy`` file; returns the path."""
     array = np.ascontiguousarray(depth, dtype=np.float32)
-    return _atomic_write(path, lambda file: np.save(file, array, allow_pickle=False))
+    return atomic_write(path, lambda file: np.save(file, array, allow_pickle=False))
 
 
 def read_npy(path: PathLike) -> np.ndarray:
@@ -111,7 +122,7 @@ def write_pfm(path: PathLike, depth: np.ndarray, scale: float = 1.0) -> Path:
         file.write(header)
         file.write(body)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def read_pfm(path: PathLike) -> np.ndarray:
@@ -228,12 +239,7 @@ def _write_encoded_png(path: PathLike, image: np.ndarray) -> Path:
     ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image))
     if not ok:
         raise OutputError(f"Cannot encode the image for {path} as PNG.")
-    data = encoded.tobytes()
-
-    def write(file: BinaryIO) -> None:
-        file.write(data)
-
-    return _atomic_write(path, write)
+    return write_bytes(path, encoded.tobytes())
 
 
 def _decode_file(path: PathLike, flags: int) -> np.ndarray:

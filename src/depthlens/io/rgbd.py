@@ -40,7 +40,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, overload
+from typing import Any, overload
 
 import cv2
 import numpy as np
@@ -48,10 +48,11 @@ import numpy as np
 from depthlens.errors import DepthlensError, ImageError, OutputError
 from depthlens.geometry.camera import Camera
 from depthlens.io.depth_files import (
-    _atomic_write,  # the package's one atomic writer (temporary file + rename)
+    atomic_write,
     read_npy,
     read_pfm,
     read_png16,
+    write_bytes,
     write_png,
 )
 from depthlens.io.images import load_image
@@ -65,6 +66,7 @@ __all__ = [
     "RGBDFolderError",
     "RGBDItem",
     "RGBDWriter",
+    "append_lines",
     "png16_scale",
     "sample_name",
     "write_rgbd_folder",
@@ -170,7 +172,7 @@ class RGBDWriter:
             self._write_files(sample, name) for sample, name in zip(batch, chosen, strict=True)
         ]
         if lines:
-            _append_lines(self.folder / MANIFEST, lines)
+            append_lines(self.folder / MANIFEST, lines)
             self.names.update(chosen)
         return chosen
 
@@ -239,20 +241,18 @@ def _write_uint16_png(path: Path, units: np.ndarray) -> None:
     ok, encoded = cv2.imencode(".png", np.ascontiguousarray(units))
     if not ok:
         raise OutputError(f"Cannot encode the depth image for {path} as PNG.")
-    data = encoded.tobytes()
-
-    def write(file: BinaryIO) -> None:
-        file.write(data)
-
-    _atomic_write(path, write)
+    write_bytes(path, encoded.tobytes())
 
 
 def _write_array(path: Path, array: np.ndarray) -> None:
-    _atomic_write(path, lambda file: np.save(file, np.ascontiguousarray(array), allow_pickle=False))
+    atomic_write(path, lambda file: np.save(file, np.ascontiguousarray(array), allow_pickle=False))
 
 
-def _append_lines(path: Path, lines: list[str]) -> None:
-    """Append whole lines in one write, so a concurrent reader sees all or none."""
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Append whole lines to a manifest in one write, so a concurrent reader sees all or
+    none (write the data files first, then their lines)."""
+    if not lines:
+        return
     data = ("\n".join(lines) + "\n").encode("utf-8")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import import_module
@@ -27,10 +26,11 @@ from types import ModuleType
 from typing import Any, Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from depthlens.errors import WeightsError
+from depthlens.io.depth_files import write_bytes
 from depthlens.models.spec import ModelSpec
 
 CONVERTED_CONFIG = "depthlens.json"
@@ -265,21 +265,8 @@ def save_converted(spec: ModelSpec, network: nn.Module, folder: Path) -> Path:
     Both files are written to temporary names and renamed, so an interrupted convert
     leaves no half-written model behind.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
     config = {"format": "depthlens", "version": 1, "model": spec.name, "variant": spec.variant}
-    config_text = json.dumps(config, indent=2) + "\n"
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for name in (CONVERTED_WEIGHTS, CONVERTED_CONFIG):
-            handle, temp_name = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-            os.close(handle)
-            staged.append((Path(temp_name), folder / name))
-        save_file(tensors, str(staged[0][0]))
-        staged[1][0].write_text(config_text)
-        for temp, final in staged:
-            os.replace(temp, final)
-    finally:
-        for temp, _ in staged:
-            temp.unlink(missing_ok=True)
+    write_bytes(folder / CONVERTED_WEIGHTS, save(tensors))
+    write_bytes(folder / CONVERTED_CONFIG, (json.dumps(config, indent=2) + "\n").encode())
     return folder

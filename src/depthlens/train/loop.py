@@ -36,13 +36,14 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from depthlens.errors import UsageError
 from depthlens.geometry.align import normalize_median_mad
+from depthlens.io.depth_files import atomic_write, write_bytes
 from depthlens.models.midas_small import MidasSmallConfig, MidasSmallNet, build_network
 from depthlens.models.weights import (
     CONVERTED_CONFIG,
@@ -57,7 +58,7 @@ from depthlens.train.losses import (
     scale_anchor_loss,
     silog_loss,
     ssi_mse_loss,
-    ssi_trimmed_mae_loss,
+    trimmed_mae_loss,
     virtual_normal_loss,
 )
 from depthlens.train.validate import evaluate_relative
@@ -358,17 +359,17 @@ def compute_loss(
     terms: dict[str, torch.Tensor] = {}
     if not config.metric.enabled:
         target, valid = batch["disparity"], batch["disparity_valid"]
+        if weights.ssi_trimmed_mae or weights.gradient_matching:
+            # Both terms compare the median/MAD-normalised maps: normalise once.
+            pred_hat = normalize_median_mad(prediction, valid)
+            target_hat = normalize_median_mad(target, valid)
         if weights.ssi_trimmed_mae:
-            terms["ssi_trimmed_mae"] = ssi_trimmed_mae_loss(prediction, target, valid)
+            terms["ssi_trimmed_mae"] = trimmed_mae_loss(pred_hat, target_hat, valid)
         if weights.ssi_mse:
             terms["ssi_mse"] = ssi_mse_loss(prediction, target, valid)
         if weights.gradient_matching:
             terms["gradient_matching"] = gradient_matching_loss(
-                normalize_median_mad(prediction, valid),
-                normalize_median_mad(target, valid),
-                valid,
-                scales=weights.gradient_scales,
-                align=False,
+                pred_hat, target_hat, valid, scales=weights.gradient_scales, align=False
             )
         if weights.scale_anchor:
             terms["scale_anchor"] = scale_anchor_loss(prediction, valid)
@@ -430,12 +431,7 @@ def save_checkpoint(
         "rng": _rng_state(),
         "config": config_to_dict(config),
     }
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, temp)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    atomic_write(path, lambda file: torch.save(state, file))
 
 
 def initial_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -471,9 +467,8 @@ def export_bundled(
     The folder is what ``depthlens convert`` writes, so ``depthlens.load_model(folder)``
     loads it when ``config.export_name`` is a zoo row whose preset is this network;
     the JSON also holds the full network config, which :func:`load_exported` builds
-    from for any other config. Files are written to temporary names, then renamed.
+    from for any other config. Each file is written atomically.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {
         k: (v.half() if v.is_floating_point() else v).detach().contiguous().cpu()
         for k, v in network.state_dict().items()
@@ -490,20 +485,8 @@ def export_bundled(
         "trained_steps": config.steps,
         "ema": config.ema_decay is not None,
     }
-    weights_temp = folder / f".{CONVERTED_WEIGHTS}.tmp"
-    config_temp = folder / f".{CONVERTED_CONFIG}.tmp"
-    try:
-        save_file(tensors, str(weights_temp), metadata={"format": "pt"})
-        config_temp.write_text(json.dumps(description, indent=2) + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        for temp in (weights_temp, config_temp):  # the modes a plain write gives
-            temp.chmod(0o666 & ~umask)
-        os.replace(weights_temp, folder / CONVERTED_WEIGHTS)
-        os.replace(config_temp, folder / CONVERTED_CONFIG)
-    finally:
-        weights_temp.unlink(missing_ok=True)
-        config_temp.unlink(missing_ok=True)
+    write_bytes(folder / CONVERTED_WEIGHTS, save(tensors, metadata={"format": "pt"}))
+    write_bytes(folder / CONVERTED_CONFIG, (json.dumps(description, indent=2) + "\n").encode())
     return folder
 
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from depthlens.geometry.align import (
     check_maps,
     fit_scale_shift,
-    masked_median,
+    median_and_mad,
     normalize_median_mad,
 )
 
@@ -46,6 +46,7 @@ __all__ = [
     "silog_loss",
     "ssi_mse_loss",
     "ssi_trimmed_mae_loss",
+    "trimmed_mae_loss",
     "virtual_normal_loss",
 ]
 
@@ -94,9 +95,20 @@ def ssi_trimmed_mae_loss(
     Reference: Ranftl et al., "Towards Robust Monocular Depth Estimation", TPAMI 2022, eq. 6-7.
     """
     check_maps(pred, target, mask)
+    return trimmed_mae_loss(
+        normalize_median_mad(pred, mask), normalize_median_mad(target, mask), mask, trim
+    )
+
+
+def trimmed_mae_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, trim: float = 0.2
+) -> torch.Tensor:
+    """Eq. 7 of :func:`ssi_trimmed_mae_loss` on maps that are already normalised, for a
+    caller that also feeds the normalised maps to ``gradient_matching_loss``."""
+    check_maps(pred, target, mask)
     if not 0.0 <= trim < 1.0:
         raise ValueError(f"trim must be in [0, 1), got {trim}")
-    residual = (normalize_median_mad(pred, mask) - normalize_median_mad(target, mask)).abs()
+    residual = (pred - target).abs()
     flat_mask = mask.flatten(1)
     residual = torch.where(flat_mask, residual.flatten(1), torch.inf)
     ordered = residual.sort(dim=1).values
@@ -167,12 +179,9 @@ def scale_anchor_loss(pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     invariant terms, since every affine family ``a·p + b`` has a member with ``s = 1``.
     Zero when ``s = 1``; images with fewer than two valid pixels are left out.
     """
-    check_maps(pred, pred, mask)
-    counts = _count(mask, pred.dtype)
-    centred = _masked(pred, mask) - masked_median(pred, mask)[:, None, None]
-    spread = (centred.abs() * mask).sum((1, 2)) / counts.clamp(min=1.0)
+    _, spread = median_and_mad(pred, mask)
     per_image = torch.log(spread.clamp(min=1e-12)) ** 2
-    return _batch_mean(per_image, counts > 1)
+    return _batch_mean(per_image, _count(mask, pred.dtype) > 1)
 
 
 # --- Metric depth ---------------------------------------------------------------------------

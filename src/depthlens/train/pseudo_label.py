@@ -38,10 +38,10 @@ import numpy as np
 from depthlens.errors import ImageError, OutputError, UsageError
 from depthlens.io.depth_files import write_npy, write_png
 from depthlens.io.images import DEFAULT_MAX_PIXELS, Image, find_images, load_image
+from depthlens.io.rgbd import MANIFEST, append_lines
 from depthlens.models.estimator import DepthResult, Estimator
 
 TARGET = "relative_inverse"
-MANIFEST = "manifest.jsonl"
 
 
 @dataclass
@@ -160,7 +160,7 @@ def pseudo_label(
                 lines.append(_write_label(folder, name, path, image, result))
             except (OutputError, OSError, ValueError) as exc:
                 fail(str(path), str(exc))
-        _append_lines(folder / MANIFEST, lines)
+        append_lines(folder / MANIFEST, lines)
         report.written += len(lines)
         done += len(pending[start : start + max(1, batch_size)])
         if on_progress is not None:
@@ -237,28 +237,3 @@ def _existing_names(folder: Path) -> set[str]:
             )
         names.add(entry["name"])
     return names
-
-
-def _append_lines(path: Path, lines: list[str]) -> None:
-    """Append whole lines in one write (data files are written before their line)."""
-    if not lines:
-        return
-    data = ("\n".join(lines) + "\n").encode("utf-8")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
-        try:
-            size = os.fstat(fd).st_size
-            if size and _last_byte(path) != b"\n":  # a line cut short by a crash
-                data = b"\n" + data
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from None
-
-
-def _last_byte(path: Path) -> bytes:
-    with path.open("rb") as file:
-        file.seek(-1, os.SEEK_END)
-        return file.read(1)

@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from depthlens.errors import UsageError
 from depthlens.eval.datasets.base import Dataset, EvalItem, check_same_size, finish_depth, read_rgb
-from depthlens.io.depth_files import _atomic_write
+from depthlens.io.depth_files import write_bytes
 
 __all__ = ["DPT_TAG", "SINTEL_PASSES", "SintelDataset", "read_dpt", "write_dpt"]
 
@@ -62,12 +61,7 @@ def write_dpt(path: str | os.PathLike[str], depth: np.ndarray) -> Path:
     if array.ndim != 2 or 0 in array.shape:
         raise ValueError(f"write_dpt takes a non-empty (H, W) array, got {array.shape}")
     height, width = array.shape
-    data = _HEADER.pack(DPT_TAG, width, height) + np.ascontiguousarray(array).tobytes()
-
-    def write(file: BinaryIO) -> None:
-        file.write(data)
-
-    return _atomic_write(path, write)
+    return write_bytes(path, _HEADER.pack(DPT_TAG, width, height) + array.tobytes())
 
 
 class SintelDataset(Dataset):
