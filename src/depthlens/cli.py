@@ -417,6 +417,12 @@ def evaluate(
         str | None, typer.Option(help="eigen_nyu, garg, eigen_kitti or none (default: dataset's).")
     ] = None,
     max_depth: Annotated[float | None, typer.Option(help="Override the depth cap (m).")] = None,
+    kb_crop: Annotated[
+        bool,
+        typer.Option(
+            "--kb-crop", help="Cut KITTI frames to the 352x1216 benchmark crop before predicting."
+        ),
+    ] = False,
     silog: Annotated[
         str, typer.Option(help="SILog variant: zoedepth, depth_anything or metric3d.")
     ] = "zoedepth",
@@ -424,6 +430,12 @@ def evaluate(
     cache: Annotated[
         bool, typer.Option(help="Keep predictions in OUTPUT/predictions and reuse them.")
     ] = True,
+    save_vis: Annotated[
+        bool,
+        typer.Option(
+            "--save-vis", help="Write RGB | prediction | ground truth | error panels to OUTPUT/vis."
+        ),
+    ] = False,
 ) -> None:
     """Score a model on depth benchmarks with the papers' protocols; prints a table."""
     import functools
@@ -443,13 +455,18 @@ def evaluate(
         raise UsageError(
             f"Unknown SILog variant {silog!r}; use one of {', '.join(SILOG_VARIANTS)}."
         )
+    if save_vis and output is None:
+        raise UsageError("--save-vis needs -o/--output: the panels are written to OUTPUT/vis.")
     crop_choice = "default" if crop is None else (None if crop == "none" else crop)
     if crop_choice not in ("default", None, *protocols.CROPS):
         raise UsageError(f"Unknown crop {crop!r}; use one of {', '.join(protocols.CROPS)} or none.")
     datasets = [open_dataset(spec) for spec in dataset]
+    if kb_crop and any(d.kind != "kitti" for d in datasets):
+        raise UsageError("--kb-crop applies to kitti: datasets only.")
     try:  # every protocol is settled before the model loads
         settled = [
-            protocols.protocol_for(d.kind, cast(Any, crop_choice), max_depth) for d in datasets
+            protocols.protocol_for(d.kind, cast(Any, crop_choice), max_depth, kb_crop=kb_crop)
+            for d in datasets
         ]
     except ValueError as exc:
         raise UsageError(f"{exc}.") from None
@@ -470,6 +487,7 @@ def evaluate(
                     limit,
                     on_item=functools.partial(progress.advance, task),
                     cache=output / "predictions" if output is not None and cache else None,
+                    save_vis=output / "vis" if output is not None and save_vis else None,
                 )
             )
     out.print(markdown_table(results), highlight=False, markup=False, soft_wrap=True)
@@ -479,6 +497,8 @@ def evaluate(
     if output is not None:
         for path in write_reports(results, output):
             err.print(f"wrote {path}")
+        if save_vis and any(result.rows for result in results):
+            err.print(f"wrote {output / 'vis'}")
 
 
 @app.command("pseudo-label")

@@ -9,6 +9,7 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+import scipy.io
 
 from depthlens.errors import UsageError
 from depthlens.eval.datasets import (
@@ -89,6 +90,19 @@ def test_nyu_mat_reads_test_split_upright(tmp_path: Path, test) -> None:
         assert [item.name for item in data] == ["00001", "00003"]
     with pytest.raises(IndexError):
         data[2]
+
+
+def test_nyu_official_splits_mat_is_matlab_v5(tmp_path: Path) -> None:
+    _write_nyu(tmp_path)
+    # The official splits.mat is an old-style MATLAB file: a (654, 1) column of doubles.
+    scipy.io.savemat(tmp_path / "splits.mat", {"testNdxs": np.asarray([[2.0], [3.0]])})
+    assert (tmp_path / "splits.mat").read_bytes().startswith(b"MATLAB 5.0 MAT-file")
+    data = open_dataset(f"nyu:{tmp_path}")
+    assert [item.name for item in data] == ["00002", "00003"]
+    _check_item(data[0], _rgb(1), _depth(1))
+    scipy.io.savemat(tmp_path / "splits.mat", {"trainNdxs": np.asarray([[1.0]])})
+    with pytest.raises(UsageError, match="no 'testNdxs'"):
+        open_dataset(f"nyu:{tmp_path}")
 
 
 def test_nyu_intrinsics_at_full_size(tmp_path: Path) -> None:

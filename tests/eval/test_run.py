@@ -9,11 +9,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from depthlens.cli import main
 from depthlens.eval.datasets import open_dataset
-from depthlens.eval.protocol import protocol_for
-from depthlens.eval.run import evaluate_dataset, markdown_table, write_reports
+from depthlens.eval.datasets.base import EvalItem
+from depthlens.eval.protocol import kb_crop_item, protocol_for
+from depthlens.eval.run import (
+    evaluate_dataset,
+    markdown_table,
+    prediction_cache_dir,
+    write_reports,
+)
 from depthlens.io.rgbd import write_rgbd_folder
 from depthlens.synth.render import render_batch
 
@@ -138,3 +145,120 @@ def test_predictions_are_cached_per_model_weights_and_dataset(scenes, tmp_path):
     evaluate_dataset(model, dataset, protocol, limit=2, cache=tmp_path / "cache")  # type: ignore[arg-type]
     assert CountingModel.calls == 8
     assert len(list((tmp_path / "cache" / "oracle-relative_inverse").iterdir())) == 2
+
+
+def test_panels_are_written_per_scored_item_and_agree_with_the_cache(scenes, tmp_path):
+    dataset = open_dataset(f"folder:{scenes}")
+    model = CountingModel(dataset, "relative_inverse", lambda d: 2.0 / d + 0.1)
+    protocol = protocol_for("folder")
+    cache = tmp_path / "cache"
+    evaluate_dataset(model, dataset, protocol, cache=cache, save_vis=tmp_path / "a")  # type: ignore[arg-type]
+    folder = prediction_cache_dir(tmp_path / "a", model, dataset)  # type: ignore[arg-type]
+    assert folder.parent == tmp_path / "a" / "oracle-relative_inverse"
+    names = [f"{dataset[i].name}.png" for i in range(len(dataset))]  # already safe names
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
+    for index, name in enumerate(names):
+        with Image.open(folder / name) as image:
+            assert image.mode == "RGB" and image.size == (4 * 64, 48)
+            np.testing.assert_array_equal(np.asarray(image)[:, :64], dataset[index].rgb)
+    # From cached predictions, without predicting, the same panels.
+    calls = CountingModel.calls
+    evaluate_dataset(model, dataset, protocol, cache=cache, save_vis=tmp_path / "b")  # type: ignore[arg-type]
+    assert CountingModel.calls == calls
+    again = prediction_cache_dir(tmp_path / "b", model, dataset)  # type: ignore[arg-type]
+    assert all((again / n).read_bytes() == (folder / n).read_bytes() for n in names)
+    # Skipped items get no panel.
+    skipped = evaluate_dataset(model, dataset, protocol, min_pixels=10**6, save_vis=tmp_path / "c")  # type: ignore[arg-type]
+    assert len(skipped.skipped) == 6 and not (tmp_path / "c").exists()
+
+
+def test_cli_eval_save_vis(scenes, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(
+            [
+                "eval",
+                "-d",
+                f"folder:{scenes}",
+                "-o",
+                str(tmp_path / "r"),
+                "--limit",
+                "2",
+                "--save-vis",
+            ]
+        )
+    captured = capsys.readouterr()
+    assert info.value.code == 0, captured.err
+    (folder,) = (tmp_path / "r" / "vis" / "depthlens-small").iterdir()
+    assert folder.name.startswith("folder-")
+    panels = sorted(folder.iterdir())
+    assert len(panels) == 2 and f"wrote {tmp_path / 'r' / 'vis'}" in captured.err
+    for panel in panels:
+        with Image.open(panel) as image:
+            assert image.size == (4 * 64, 48)
+
+
+def test_cli_eval_save_vis_needs_an_output_folder(scenes, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "-d", f"folder:{scenes}", "--save-vis"])
+    captured = capsys.readouterr()
+    assert info.value.code == 2
+    assert "--save-vis needs -o/--output: the panels are written to OUTPUT/vis." in captured.err
+
+
+class ShapeRecordingModel:
+    """A fake relative model that answers every image with a ramp and records its size."""
+
+    name, kind, weights = "ramp", "relative_inverse", None
+
+    def __init__(self):
+        self.shapes = []
+
+    def predict(self, rgb):
+        self.shapes.append(rgb.shape[:2])
+        rows = np.arange(rgb.shape[0], dtype=np.float32)[:, None] + 1.0
+        return _Result(np.repeat(rows, rgb.shape[1], axis=1))
+
+
+class KittiSized:
+    """Two KITTI-sized (375 × 1242) items whose pixels say where they were."""
+
+    kind, root = "kitti", "/kitti"
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        rows, cols = np.mgrid[0:375, 0:1242]
+        rgb = np.stack([rows % 256, cols % 256, np.full_like(rows, index)], -1).astype(np.uint8)
+        depth = (1.0 + rows / 10.0 + index).astype(np.float32)
+        return EvalItem(
+            f"{index:04d}", rgb, depth, np.ones((375, 1242), bool), (721.5, 721.5, 609.6, 172.9)
+        )
+
+
+def test_kb_crop_cuts_the_bottom_centre_before_predicting(tmp_path):
+    item = KittiSized()[0]
+    cut = kb_crop_item(item)
+    assert cut.rgb.shape == (352, 1216, 3) and cut.depth.shape == (352, 1216)
+    # top = 375 − 352 = 23, left = (1242 − 1216) // 2 = 13
+    np.testing.assert_array_equal(cut.rgb, item.rgb[23:, 13:1229])
+    np.testing.assert_array_equal(cut.depth, item.depth[23:, 13:1229])
+    assert cut.intrinsics == pytest.approx((721.5, 721.5, 609.6 - 13, 172.9 - 23))
+    with pytest.raises(ValueError, match="at least 352x1216"):
+        kb_crop_item(EvalItem("small", item.rgb[:300], item.depth[:300], item.valid[:300]))
+
+    model, data = ShapeRecordingModel(), KittiSized()
+    protocol = protocol_for("kitti", kb_crop=True)
+    result = evaluate_dataset(model, data, protocol, cache=tmp_path / "cache")  # type: ignore[arg-type]
+    assert model.shapes == [(352, 1216)] * 2 and result.means["n"] == 2
+    # The full frame is another input: it is predicted again and cached apart.
+    full = evaluate_dataset(model, data, protocol_for("kitti"), cache=tmp_path / "cache")  # type: ignore[arg-type]
+    assert model.shapes[2:] == [(375, 1242)] * 2 and full.means["n"] == 2
+    assert len(list((tmp_path / "cache" / "ramp").iterdir())) == 2
+
+
+def test_cli_kb_crop_is_for_kitti_only(scenes, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "-d", f"folder:{scenes}", "--kb-crop", "-o", str(tmp_path / "r")])
+    assert info.value.code == 2
+    assert "--kb-crop applies to kitti: datasets only" in capsys.readouterr().err

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from depthlens.eval.datasets.base import EvalItem
 from depthlens.eval.metrics import SilogVariant, depth_metrics
 from depthlens.geometry.align import align_disparity_to_depth, fit_scale_shift, median_scale
 
@@ -46,6 +47,10 @@ Alignment = Literal["depth_from_disparity", "disparity", "median", "none"]
 Crop = Literal["eigen_nyu", "garg", "eigen_kitti"]
 ALIGNMENTS: tuple[Alignment, ...] = ("depth_from_disparity", "disparity", "median", "none")
 CROPS: tuple[Crop, ...] = ("eigen_nyu", "garg", "eigen_kitti")
+
+# (height, width) of the KITTI benchmark crop, at the bottom centre of the frame
+# (cleinc/bts: bts_dataloader.py and isl-org/ZoeDepth: data/data_mono.py, do_kb_crop).
+KB_CROP_SIZE = (352, 1216)
 
 # Aligned disparities are kept at or above this where the protocol has no finite depth
 # cap (ETH3D): Marigold's and Video-Depth-Anything's floor for the disparity fit.
@@ -59,6 +64,10 @@ class DatasetProtocol:
     min_depth: float
     max_depth: float
     crop: Crop | None = None
+    # The KITTI benchmark crop: image and ground truth cut to KB_CROP_SIZE before the
+    # prediction, as BTS and ZoeDepth do for KITTI (``do_kb_crop``); ``crop`` then
+    # applies to the cut frame.
+    kb_crop: bool = False
 
     @property
     def disparity_floor(self) -> float:
@@ -87,6 +96,7 @@ def protocol_for(
     crop: Crop | Literal["default"] | None = "default",
     max_depth: float | None = None,
     min_depth: float | None = None,
+    kb_crop: bool | None = None,
 ) -> DatasetProtocol:
     """The protocol of a dataset kind, with any of its settings overridden."""
     if dataset not in PROTOCOLS:
@@ -100,11 +110,38 @@ def protocol_for(
         protocol = replace(protocol, max_depth=max_depth)
     if min_depth is not None:
         protocol = replace(protocol, min_depth=min_depth)
+    if kb_crop is not None:
+        protocol = replace(protocol, kb_crop=kb_crop)
     if not 0.0 <= protocol.min_depth < protocol.max_depth:
         raise ValueError(
             f"depth range ({protocol.min_depth}, {protocol.max_depth}) must be increasing"
         )
     return protocol
+
+
+def kb_crop_item(item: EvalItem) -> EvalItem:
+    """``item`` cut to the KITTI benchmark crop: KB_CROP_SIZE at the bottom centre (top
+    ``H − 352``, left ``(W − 1216) // 2``), its principal point moved with it."""
+    height, width = item.depth.shape
+    crop_height, crop_width = KB_CROP_SIZE
+    if height < crop_height or width < crop_width:
+        raise ValueError(
+            f"{item.name}: the KITTI benchmark crop needs a frame of at least "
+            f"{crop_height}x{crop_width}, got {height}x{width}"
+        )
+    top, left = height - crop_height, (width - crop_width) // 2
+    rows, cols = slice(top, top + crop_height), slice(left, left + crop_width)
+    intrinsics = None
+    if item.intrinsics is not None:
+        fx, fy, cx, cy = item.intrinsics
+        intrinsics = (fx, fy, cx - left, cy - top)
+    return EvalItem(
+        item.name,
+        np.ascontiguousarray(item.rgb[rows, cols]),
+        np.ascontiguousarray(item.depth[rows, cols]),
+        np.ascontiguousarray(item.valid[rows, cols]),
+        intrinsics,
+    )
 
 
 def crop_mask(height: int, width: int, crop: Crop | None) -> np.ndarray:
@@ -165,12 +202,15 @@ def align_prediction(
     """The (prediction, reference) pair the metrics compare, both (H, W) and positive on
     ``mask`` (see the module docstring for each alignment).
 
-    ``pred`` must already be at the ground truth's size. For ``disparity`` the pair is
-    (aligned disparity, ``1 / gt``); for the others (depth, ``gt``).
+    ``pred`` must already be at the ground truth's size. The fit uses the pixels under
+    ``mask`` and is applied to the whole of ``pred``, so the aligned map covers the frame
+    (after a disparity fit, non-finite where ``pred`` is). For ``disparity`` the pair is
+    (aligned disparity, ``1 / gt`` on ``mask``, 0 elsewhere); for the others (depth, ``gt``).
     """
     if pred.shape != gt.shape or mask.shape != gt.shape:
         raise ValueError(f"pred {pred.shape}, gt {gt.shape} and mask {mask.shape} must match")
-    p = torch.from_numpy(np.where(mask, pred, 0.0).astype(np.float64))[None]
+    # The fits read only the pixels under the mask; the fitted map covers every pixel.
+    p = torch.from_numpy(pred.astype(np.float64))[None]
     g = torch.from_numpy(np.where(mask, gt, 1.0).astype(np.float64))[None]
     m = torch.from_numpy(mask.astype(bool))[None]
     floor = protocol.disparity_floor
@@ -207,6 +247,42 @@ def _clip_depth(depth: np.ndarray, protocol: DatasetProtocol) -> np.ndarray:
     return np.clip(out, low, high)
 
 
+@dataclass(frozen=True, eq=False)
+class AlignedPair:
+    """What the metrics compare for one image, at the ground truth's size (H, W).
+
+    ``compared``: the aligned prediction over the whole frame, float64; ``reference``:
+    the ground truth in the same space, meaningful on ``mask`` only; ``mask``: bool, the
+    pixels the protocol counts; ``space``: ``"disparity"`` (1/m) for the ``disparity``
+    alignment, else ``"depth"`` (m).
+    """
+
+    compared: np.ndarray
+    reference: np.ndarray
+    mask: np.ndarray
+    space: Literal["depth", "disparity"]
+
+
+def prepare_prediction(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    valid: np.ndarray,
+    protocol: DatasetProtocol,
+    alignment: Alignment,
+    min_pixels: int = 1,
+) -> AlignedPair | None:
+    """Resize ``pred`` (h, w) to ``gt`` (H, W), mask by ``protocol`` and align: the pair
+    ``score_prediction`` scores. None when fewer than ``min_pixels`` pixels count."""
+    height, width = gt.shape
+    resized = resize_prediction(pred, height, width)
+    mask = evaluation_mask(gt, valid, protocol)
+    if int(mask.sum()) < min_pixels:
+        return None
+    compared, reference = align_prediction(resized, gt, mask, alignment, protocol)
+    space: Literal["depth", "disparity"] = "disparity" if alignment == "disparity" else "depth"
+    return AlignedPair(compared, reference, mask, space)
+
+
 def score_prediction(
     pred: np.ndarray,
     gt: np.ndarray,
@@ -216,13 +292,12 @@ def score_prediction(
     silog: SilogVariant = "zoedepth",
     min_pixels: int = 1,
 ) -> dict[str, float] | None:
-    """The metrics of one prediction under ``protocol``: resize to the ground truth,
-    mask, align, then ``metrics.depth_metrics``. None when fewer than ``min_pixels``
-    pixels count (Depth Anything skips images with fewer than 10)."""
-    height, width = gt.shape
-    resized = resize_prediction(pred, height, width)
-    mask = evaluation_mask(gt, valid, protocol)
-    if int(mask.sum()) < min_pixels:
+    """The metrics of one prediction under ``protocol``: ``prepare_prediction`` (resize to
+    the ground truth, mask, align), then ``metrics.depth_metrics``. None when fewer than
+    ``min_pixels`` pixels count (Depth Anything skips images with fewer than 10)."""
+    pair = prepare_prediction(pred, gt, valid, protocol, alignment, min_pixels)
+    if pair is None:
         return None
-    compared, reference = align_prediction(resized, gt, mask, alignment, protocol)
-    return depth_metrics(compared, reference, mask, silog=silog, min_pixels=min_pixels)
+    return depth_metrics(
+        pair.compared, pair.reference, pair.mask, silog=silog, min_pixels=min_pixels
+    )

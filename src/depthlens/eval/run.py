@@ -2,14 +2,17 @@
 
 ``evaluate_dataset`` is the library entry point of ``depthlens eval``: each item of a
 dataset (``eval/datasets``) is predicted at its own size by the one inference path
-(``Estimator.predict``) and scored by ``protocol.score_prediction`` with the dataset's
+(``Estimator.predict``), prepared by ``protocol.prepare_prediction`` with the dataset's
 protocol and the alignment that fits the model's output (relative inverse depth: the
-MiDaS disparity fit; metric depth: none).
+MiDaS disparity fit; metric depth: none) and scored by ``metrics.depth_metrics``, as
+``protocol.score_prediction`` does. The panels of ``eval/vis.py`` show the same
+prepared maps.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -21,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from depthlens.eval.datasets import Dataset
-from depthlens.eval.metrics import METRIC_NAMES, SilogVariant, aggregate
-from depthlens.eval.protocol import Alignment, DatasetProtocol, score_prediction
+from depthlens.eval.metrics import METRIC_NAMES, SilogVariant, aggregate, depth_metrics
+from depthlens.eval.protocol import Alignment, DatasetProtocol, kb_crop_item, prepare_prediction
 from depthlens.eval.published import Published, published_for
-from depthlens.io.depth_files import read_npy, write_bytes, write_npy
+from depthlens.eval.vis import evaluation_panel
+from depthlens.io.depth_files import read_npy, write_bytes, write_npy, write_png
 from depthlens.models.estimator import Estimator
 
 # The columns of the printed table, in the papers' usual order.
@@ -75,19 +79,27 @@ def evaluate_dataset(
     min_pixels: int = 1,
     on_item: Callable[[], None] | None = None,
     cache: Path | None = None,
+    save_vis: Path | None = None,
 ) -> EvalResult:
     """Score ``estimator`` on the first ``limit`` items of ``dataset`` (all when None).
 
     Items with fewer than ``min_pixels`` counted pixels are listed in ``skipped``. With
     ``cache``, each raw prediction is kept there as NPY (``prediction_cache_dir``), so a
-    rerun with other metrics, alignments or crops predicts nothing again.
+    rerun with other metrics, alignments or crops predicts nothing again. With
+    ``save_vis``, each scored item's panel (``vis.evaluation_panel``) is written as
+    ``<item>.png`` in the same layout under ``save_vis``. With ``protocol.kb_crop``
+    each item is cut to the KITTI benchmark crop before it is predicted.
     """
-    cache_dir = prediction_cache_dir(cache, estimator, dataset) if cache is not None else None
+    folder = functools.partial(
+        prediction_cache_dir, estimator=estimator, dataset=dataset, kb_crop=protocol.kb_crop
+    )
+    cache_dir = folder(cache) if cache is not None else None
+    vis_dir = folder(save_vis) if save_vis is not None else None
     chosen = alignment or default_alignment(estimator.kind)
     result = EvalResult(estimator.name, f"{dataset.kind}:{dataset.root}", chosen, protocol)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for index in range(count):
-        item = dataset[index]
+        item = kb_crop_item(dataset[index]) if protocol.kb_crop else dataset[index]
         cached = cache_dir / f"{_safe_name(item.name)}.npy" if cache_dir is not None else None
         if cached is not None and cached.is_file():
             prediction = read_npy(cached)
@@ -95,26 +107,41 @@ def evaluate_dataset(
             prediction = estimator.predict(item.rgb).depth
             if cached is not None:
                 write_npy(cached, prediction)
-        metrics = score_prediction(
-            prediction, item.depth, item.valid, protocol, chosen, silog, min_pixels
+        pair = prepare_prediction(prediction, item.depth, item.valid, protocol, chosen, min_pixels)
+        metrics = (
+            None
+            if pair is None
+            else depth_metrics(
+                pair.compared, pair.reference, pair.mask, silog=silog, min_pixels=min_pixels
+            )
         )
-        if metrics is None:
+        if pair is None or metrics is None:
             result.skipped.append(item.name)
         else:
             result.rows.append({"image": item.name, **metrics})
+            if vis_dir is not None:
+                write_png(
+                    vis_dir / f"{_safe_name(item.name)}.png", evaluation_panel(item.rgb, pair)
+                )
         if on_item is not None:
             on_item()
     return result
 
 
-def prediction_cache_dir(root: Path, estimator: Estimator, dataset: Dataset) -> Path:
-    """``root/<model>/<key>``: one folder per model, weights and dataset, the key a hash
-    of the model name, its weights location and the dataset's kind and resolved path."""
-    identity = "\n".join(
-        [estimator.name, str(estimator.weights), dataset.kind, str(Path(dataset.root).resolve())]
-    )
-    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    return root / _safe_name(estimator.name) / f"{dataset.kind}-{key}"
+def prediction_cache_dir(
+    root: Path, estimator: Estimator, dataset: Dataset, kb_crop: bool = False
+) -> Path:
+    """``root/<model>/<kind>[-kb]-<key>``: one folder per model, weights, dataset and
+    input crop, the key a hash of the model name, its weights location, the dataset's
+    kind and resolved path, and the KITTI benchmark crop when it is on (the cut frame
+    is another input, so another prediction)."""
+    identity = [estimator.name, str(estimator.weights), dataset.kind]
+    identity.append(str(Path(dataset.root).resolve()))
+    if kb_crop:
+        identity.append("kb_crop")
+    key = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:16]
+    label = f"{dataset.kind}-kb" if kb_crop else dataset.kind
+    return root / _safe_name(estimator.name) / f"{label}-{key}"
 
 
 def _safe_name(name: str) -> str:
@@ -150,6 +177,7 @@ def write_reports(results: Sequence[EvalResult], folder: Path) -> list[Path]:
                 "min_depth": r.protocol.min_depth,
                 "max_depth": r.protocol.max_depth,
                 "crop": r.protocol.crop,
+                "kb_crop": r.protocol.kb_crop,
             },
             "means": r.means,
             "published": (

@@ -1,9 +1,12 @@
 """Affine-invariant validation of relative depth: AbsRel and δ1 after a disparity fit.
 
-The MiDaS protocol (Ranftl et al., TPAMI 2022, sec. 6): the predicted relative inverse
-depth is aligned to ``1 / gt`` by least squares in disparity space on the valid
-pixels (``geometry.align.align_disparity_to_depth``), capped at ``max_depth``, and
-compared with the ground truth in depth space::
+Training validation scores with the evaluation harness itself
+(``eval.protocol.score_prediction``), so a validation number and a ``depthlens eval``
+number on the same images are the same number. The protocol is the MiDaS one (Ranftl
+et al., TPAMI 2022, sec. 6) with the RGB-D folder caps (``PROTOCOLS["folder"]``, the
+cap overridable): the predicted relative inverse depth is aligned to ``1 / gt`` by
+least squares in disparity space on the valid pixels, capped at ``max_depth``, inverted
+and compared with the ground truth in depth space::
 
     AbsRel = mean |d − d*| / d*,     δ1 = mean [max(d / d*, d* / d) < 1.25]
 
@@ -18,10 +21,10 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import numpy as np
-import torch
 from torch import nn
 
-from depthlens.geometry.align import align_disparity_to_depth
+from depthlens.eval.metrics import aggregate
+from depthlens.eval.protocol import protocol_for, score_prediction
 from depthlens.io.images import Image
 from depthlens.models.estimator import Estimator
 from depthlens.models.registry import MODELS
@@ -41,35 +44,29 @@ class DepthItem(Protocol):
 
 
 def affine_invariant_metrics(
-    pred_disparity: np.ndarray | torch.Tensor,
-    gt_depth: np.ndarray | torch.Tensor,
-    valid: np.ndarray | torch.Tensor,
+    pred_disparity: np.ndarray,
+    gt_depth: np.ndarray,
+    valid: np.ndarray,
     max_depth: float = 80.0,
 ) -> dict[str, float] | None:
-    """AbsRel and δ1 of one (H, W) relative inverse depth map against (H, W) metric depth.
+    """AbsRel and δ1 of one relative inverse depth map against (H, W) metric depth.
 
-    ``valid`` marks the ground-truth pixels to use; pixels whose depth is not in
-    ``(0, max_depth]`` are dropped too, as the evaluation protocols of MiDaS and
-    Depth Anything do. Returns ``{"abs_rel": ..., "delta1": ...}``, or None when the image
-    has no valid pixel.
+    ``valid`` marks the ground-truth pixels to use; of those, pixels outside the RGB-D
+    folder protocol's ``(min_depth, max_depth)`` are dropped too. A prediction of
+    another size is resized to the ground truth's, as ``depthlens eval`` does. Returns
+    ``{"abs_rel": ..., "delta1": ...}``, or None when the image has no valid pixel.
     """
-    pred = torch.as_tensor(pred_disparity, dtype=torch.float64)
-    gt = torch.as_tensor(gt_depth, dtype=torch.float64)
-    mask = torch.as_tensor(valid, dtype=torch.bool) & torch.isfinite(gt) & (gt > 0)
-    mask &= (gt <= max_depth) & torch.isfinite(pred)
-    if pred.shape != gt.shape or pred.ndim != 2:
-        raise ValueError(
-            f"prediction {tuple(pred.shape)} and ground truth {tuple(gt.shape)} "
-            "must be the same (H, W)"
-        )
-    if not bool(mask.any()):
+    protocol = protocol_for("folder", max_depth=max_depth)
+    metrics = score_prediction(
+        np.asarray(pred_disparity, dtype=np.float64),
+        np.asarray(gt_depth, dtype=np.float64),
+        np.asarray(valid, dtype=bool),
+        protocol,
+        "depth_from_disparity",
+    )
+    if metrics is None:
         return None
-    safe_pred = torch.where(mask, pred, torch.zeros_like(pred))
-    aligned = align_disparity_to_depth(safe_pred[None], gt[None], mask[None], max_depth)[0]
-    d, d_star = aligned[mask], gt[mask]
-    abs_rel = ((d - d_star).abs() / d_star).mean()
-    delta1 = (torch.maximum(d / d_star, d_star / d) < 1.25).double().mean()
-    return {"abs_rel": float(abs_rel), "delta1": float(delta1)}
+    return {"abs_rel": metrics["abs_rel"], "delta1": metrics["delta1"]}
 
 
 def training_spec_estimator(network: nn.Module, input_size: int = 256) -> Estimator:
@@ -119,8 +116,4 @@ def evaluate_relative(
             per_image.append(metrics)
     if not per_image:
         return {"abs_rel": float("nan"), "delta1": float("nan"), "n": 0}
-    return {
-        "abs_rel": float(np.mean([m["abs_rel"] for m in per_image])),
-        "delta1": float(np.mean([m["delta1"] for m in per_image])),
-        "n": len(per_image),
-    }
+    return aggregate(per_image)

@@ -10,8 +10,8 @@ Two layouts are read:
   inpainted ``depths`` are not used). ``testNdxs`` in ``splits.mat`` lists the test
   images, 1-based. Sources: gist ranftlr/a1c7a24ebb24ce0e2f2ace5bce917022 (MiDaS NYU
   evaluation), ``cleinc/bts: utils/extract_official_train_test_set_from_mat.py``.
-  ``splits.mat`` is read with h5py when it is HDF5, else with ``scipy.io.loadmat``
-  (the official file is MATLAB v5, which needs scipy).
+  ``splits.mat`` is read with ``scipy.io.loadmat`` (the official file is MATLAB v5),
+  or with h5py when it was saved as v7.3/HDF5.
 * The BTS / ZoeDepth extraction ``PATH/official_splits/test/<scene>/rgb_XXXXX.jpg``
   with ``sync_depth_XXXXX.png`` (16-bit, millimetres) beside each image
   (``cleinc/bts: utils/extract_official_train_test_set_from_mat.py``).
@@ -178,14 +178,9 @@ def _read_array(file: h5py.File, key: str, path: Path) -> Any:
 
 
 def _loadmat_v5(path: Path) -> Any:
-    """``testNdxs`` from an old-style (v5) MATLAB file, through scipy when it is installed."""
-    try:
-        import scipy.io
-    except ImportError as err:
-        raise UsageError(
-            f"{path} is not HDF5, so it is read as a MATLAB v5 file, which needs scipy "
-            "(pip install scipy)."
-        ) from err
+    """``testNdxs`` from an old-style (v5) MATLAB file, the format of the official one."""
+    import scipy.io
+
     try:
         contents = scipy.io.loadmat(str(path))
     except Exception as err:  # scipy raises many types on malformed files
