@@ -409,6 +409,14 @@ def evaluate(
         Path | None, typer.Option("-o", "--output", help="Folder for results.json and CSVs.")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            "--protocol",
+            help="A paper's scoring: midas, depth_anything, zoedepth or metric3d "
+            "(alignment, SILog variant, fewest pixels).",
+        ),
+    ] = None,
     alignment: Annotated[
         str | None,
         typer.Option(help="depth_from_disparity, disparity, median or none (default: by model)."),
@@ -424,8 +432,8 @@ def evaluate(
         ),
     ] = False,
     silog: Annotated[
-        str, typer.Option(help="SILog variant: zoedepth, depth_anything or metric3d.")
-    ] = "zoedepth",
+        str | None, typer.Option(help="SILog variant: zoedepth, depth_anything or metric3d.")
+    ] = None,
     device: DeviceOption = "auto",
     cache: Annotated[
         bool, typer.Option(help="Keep predictions in OUTPUT/predictions and reuse them.")
@@ -447,11 +455,13 @@ def evaluate(
     from depthlens.eval.metrics import SILOG_VARIANTS, SilogVariant
     from depthlens.eval.run import evaluate_dataset, markdown_table, write_reports
 
+    if recipe is not None and recipe not in protocols.RECIPES:
+        raise UsageError(f"Unknown protocol {recipe!r}; use one of {', '.join(protocols.RECIPES)}.")
     if alignment is not None and alignment not in protocols.ALIGNMENTS:
         raise UsageError(
             f"Unknown alignment {alignment!r}; use one of {', '.join(protocols.ALIGNMENTS)}."
         )
-    if silog not in SILOG_VARIANTS:
+    if silog is not None and silog not in SILOG_VARIANTS:
         raise UsageError(
             f"Unknown SILog variant {silog!r}; use one of {', '.join(SILOG_VARIANTS)}."
         )
@@ -470,6 +480,10 @@ def evaluate(
         ]
     except ValueError as exc:
         raise UsageError(f"{exc}.") from None
+    scoring = protocols.RECIPES[recipe] if recipe is not None else None
+    if scoring is not None:  # explicit --alignment / --silog win over the recipe's
+        alignment = alignment or scoring.alignment
+        silog = silog or scoring.silog
     estimator = depthlens.load_model(model, weights, device=device)
     results = []
     for data, protocol in zip(datasets, settled, strict=True):
@@ -483,8 +497,9 @@ def evaluate(
                     data,
                     protocol,
                     cast(protocols.Alignment | None, alignment),
-                    cast(SilogVariant, silog),
+                    cast(SilogVariant, silog or "zoedepth"),
                     limit,
+                    min_pixels=scoring.min_pixels if scoring is not None else 1,
                     on_item=functools.partial(progress.advance, task),
                     cache=output / "predictions" if output is not None and cache else None,
                     save_vis=output / "vis" if output is not None and save_vis else None,

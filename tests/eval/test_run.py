@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ from PIL import Image
 from depthlens.cli import main
 from depthlens.eval.datasets import open_dataset
 from depthlens.eval.datasets.base import EvalItem
-from depthlens.eval.protocol import kb_crop_item, protocol_for
+from depthlens.eval.protocol import kb_crop_item, protocol_for, score_prediction
 from depthlens.eval.run import (
     evaluate_dataset,
     markdown_table,
@@ -103,9 +104,43 @@ def test_cli_eval_with_the_bundled_model(scenes, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
+    ("args", "alignment", "silog"),
+    [
+        (["--protocol", "depth_anything"], "disparity", "depth_anything"),
+        (["--protocol", "depth_anything", "--silog", "metric3d"], "disparity", "metric3d"),
+        (["--protocol", "zoedepth", "--alignment", "median"], "median", "zoedepth"),
+        ([], "depth_from_disparity", "zoedepth"),
+    ],
+)
+def test_cli_eval_protocol_recipes(scenes, tmp_path, capsys, args, alignment, silog):
+    out = tmp_path / "r"
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "-d", f"folder:{scenes}", "-o", str(out), "--limit", "2", *args])
+    assert info.value.code == 0, capsys.readouterr().err
+    summary = json.loads((out / "results.json").read_text())[0]
+    assert (summary["alignment"], summary["silog"]) == (alignment, silog)
+    # The scores follow the alignment: the same cached predictions scored directly.
+    dataset = open_dataset(f"folder:{scenes}")
+    (folder,) = (out / "predictions" / "depthlens-small").iterdir()
+    first = dataset[0]
+    expected = score_prediction(
+        np.load(folder / f"{first.name}.npy"),
+        first.depth,
+        first.valid,
+        protocol_for("folder"),
+        alignment,
+        silog,
+    )
+    assert expected is not None
+    assert summary["images"][0]["abs_rel"] == pytest.approx(expected["abs_rel"])
+    assert summary["images"][0]["silog"] == pytest.approx(expected["silog"])
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["-d", "mars:/nowhere"], "mars"),
+        (["-d", "folder:{scenes}", "--protocol", "nerf"], "Unknown protocol"),
         (["-d", "folder:/no/such/folder"], "does not exist"),
         (["-d", "folder:{scenes}", "--alignment", "cubic"], "Unknown alignment"),
         (["-d", "folder:{scenes}", "--crop", "square"], "Unknown crop"),
@@ -262,3 +297,21 @@ def test_cli_kb_crop_is_for_kitti_only(scenes, tmp_path, capsys):
         main(["eval", "-d", f"folder:{scenes}", "--kb-crop", "-o", str(tmp_path / "r")])
     assert info.value.code == 2
     assert "--kb-crop applies to kitti: datasets only" in capsys.readouterr().err
+
+
+def test_cli_eval_a_zoo_model_from_an_official_checkpoint(
+    scenes, midas_checkpoint, tmp_path, capsys
+):
+    """MiDaS v2.1 small from a .pt file in the official key layout (random weights)."""
+    out = tmp_path / "r"
+    args = ["eval", "-d", f"folder:{scenes}", "-m", "midas-v21-small", "-o", str(out)]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--weights", str(midas_checkpoint), "--limit", "2"])
+    captured = capsys.readouterr()
+    assert info.value.code == 0, captured.err
+    assert "| midas-v21-small | folder:" in captured.out
+    summary = json.loads((out / "results.json").read_text())[0]
+    assert summary["model"] == "midas-v21-small" and summary["means"]["n"] == 2
+    assert all(math.isfinite(row["abs_rel"]) for row in summary["images"])
+    (folder,) = (out / "predictions" / "midas-v21-small").iterdir()
+    assert sorted(p.stem for p in folder.iterdir()) == sorted(r["image"] for r in summary["images"])

@@ -75,6 +75,32 @@ class DatasetProtocol:
         return 1.0 / self.max_depth if math.isfinite(self.max_depth) else MIN_ALIGNED_DISPARITY
 
 
+@dataclass(frozen=True)
+class ScoringRecipe:
+    """How one paper's evaluation code scores a prediction, beyond the dataset's caps:
+    the alignment, the SILog variant and the fewest pixels an image must count."""
+
+    alignment: Alignment
+    silog: SilogVariant
+    min_pixels: int
+    source: str
+
+
+RECIPES: dict[str, ScoringRecipe] = {
+    "midas": ScoringRecipe(
+        "depth_from_disparity", "zoedepth", 1, "MiDaS/DPT evaluation gists (isl-org/DPT)"
+    ),
+    "depth_anything": ScoringRecipe(
+        "disparity",
+        "depth_anything",
+        10,  # Depth-Anything-V2 metric_depth/train.py skips images with fewer than 10
+        "LiheYoung/Depth-Anything issue #174; Depth-Anything-V2 metric_depth/util/metric.py",
+    ),
+    "zoedepth": ScoringRecipe("none", "zoedepth", 1, "isl-org/ZoeDepth: utils/misc.py"),
+    "metric3d": ScoringRecipe("none", "metric3d", 1, "YvanYin/Metric3D: mono/utils/avg_meter.py"),
+}
+
+
 PROTOCOLS: dict[str, DatasetProtocol] = {
     # NYU: 1e-3..10 m, Eigen crop (ZoeDepth config, BTS --eigen_crop, MiDaS NYU gist cap 10).
     "nyu": DatasetProtocol(1e-3, 10.0, "eigen_nyu"),

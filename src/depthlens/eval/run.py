@@ -49,6 +49,7 @@ class EvalResult:
     dataset: str
     alignment: Alignment
     protocol: DatasetProtocol
+    silog: SilogVariant = "zoedepth"
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -96,7 +97,7 @@ def evaluate_dataset(
     cache_dir = folder(cache) if cache is not None else None
     vis_dir = folder(save_vis) if save_vis is not None else None
     chosen = alignment or default_alignment(estimator.kind)
-    result = EvalResult(estimator.name, f"{dataset.kind}:{dataset.root}", chosen, protocol)
+    result = EvalResult(estimator.name, f"{dataset.kind}:{dataset.root}", chosen, protocol, silog)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for index in range(count):
         item = kb_crop_item(dataset[index]) if protocol.kb_crop else dataset[index]
@@ -173,6 +174,7 @@ def write_reports(results: Sequence[EvalResult], folder: Path) -> list[Path]:
             "model": r.model,
             "dataset": r.dataset,
             "alignment": r.alignment,
+            "silog": r.silog,
             "protocol": {
                 "min_depth": r.protocol.min_depth,
                 "max_depth": r.protocol.max_depth,
