@@ -403,7 +403,10 @@ def evaluate(
             help="KIND:PATH, repeatable; nyu, kitti, diode, eth3d, sintel, folder.",
         ),
     ],
-    model: ModelOption = "depthlens-small",
+    models: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Zoo name or weights path; repeat to compare models."),
+    ] = None,
     weights: WeightsOption = None,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Folder for results.json and CSVs.")
@@ -484,31 +487,38 @@ def evaluate(
     if scoring is not None:  # explicit --alignment / --silog win over the recipe's
         alignment = alignment or scoring.alignment
         silog = silog or scoring.silog
-    estimator = depthlens.load_model(model, weights, device=device)
+    names = models or [depthlens.DEFAULT_MODEL]
+    if weights is not None and len(names) > 1:
+        raise UsageError("--weights names one checkpoint, so it takes a single --model.")
+    estimators = [depthlens.load_model(name, weights, device=device) for name in names]
     results = []
-    for data, protocol in zip(datasets, settled, strict=True):
-        total = len(data) if limit is None else min(limit, len(data))
-        progress = _progress_bar(f"eval {data.kind}", with_rate=True)
-        with progress:
-            task = progress.add_task("", total=total)
-            results.append(
-                evaluate_dataset(
-                    estimator,
-                    data,
-                    protocol,
-                    cast(protocols.Alignment | None, alignment),
-                    cast(SilogVariant, silog or "zoedepth"),
-                    limit,
-                    min_pixels=scoring.min_pixels if scoring is not None else 1,
-                    on_item=functools.partial(progress.advance, task),
-                    cache=output / "predictions" if output is not None and cache else None,
-                    save_vis=output / "vis" if output is not None and save_vis else None,
+    for estimator in estimators:
+        for data, protocol in zip(datasets, settled, strict=True):
+            total = len(data) if limit is None else min(limit, len(data))
+            progress = _progress_bar(f"{estimator.name} on {data.kind}", with_rate=True)
+            with progress:
+                task = progress.add_task("", total=total)
+                results.append(
+                    evaluate_dataset(
+                        estimator,
+                        data,
+                        protocol,
+                        cast(protocols.Alignment | None, alignment),
+                        cast(SilogVariant, silog or "zoedepth"),
+                        limit,
+                        min_pixels=scoring.min_pixels if scoring is not None else 1,
+                        on_item=functools.partial(progress.advance, task),
+                        cache=output / "predictions" if output is not None and cache else None,
+                        save_vis=output / "vis" if output is not None and save_vis else None,
+                    )
                 )
-            )
     out.print(markdown_table(results), highlight=False, markup=False, soft_wrap=True)
     for result in results:
         if result.skipped:
-            err.print(f"{result.dataset}: {len(result.skipped)} images had no valid pixel.")
+            err.print(
+                f"{result.model} on {result.dataset}: {len(result.skipped)} images had too few "
+                "valid pixels to score."
+            )
     if output is not None:
         for path in write_reports(results, output):
             err.print(f"wrote {path}")

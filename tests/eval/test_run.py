@@ -315,3 +315,23 @@ def test_cli_eval_a_zoo_model_from_an_official_checkpoint(
     assert all(math.isfinite(row["abs_rel"]) for row in summary["images"])
     (folder,) = (out / "predictions" / "midas-v21-small").iterdir()
     assert sorted(p.stem for p in folder.iterdir()) == sorted(r["image"] for r in summary["images"])
+
+
+def test_cli_eval_compares_models_in_one_table(scenes, midas_checkpoint, tmp_path, capsys):
+    out = tmp_path / "r"
+    models = ["-m", "depthlens-small", "-m", str(midas_checkpoint)]  # a path names its model
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "-d", f"folder:{scenes}", *models, "-o", str(out), "--limit", "2"])
+    captured = capsys.readouterr()
+    assert info.value.code == 0, captured.err
+    rows = [
+        line for line in captured.out.splitlines() if line.startswith("| ") and "folder:" in line
+    ]
+    assert [row.split(" | ")[0] for row in rows] == ["| depthlens-small", "| midas-v21-small"]
+    summary = json.loads((out / "results.json").read_text())
+    assert [s["model"] for s in summary] == ["depthlens-small", "midas-v21-small"]
+    assert summary[0]["means"] != summary[1]["means"]
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "-d", f"folder:{scenes}", *models, "--weights", str(midas_checkpoint)])
+    assert info.value.code == 2
+    assert "--weights names one checkpoint" in capsys.readouterr().err
