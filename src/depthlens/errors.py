@@ -16,6 +16,24 @@ class ImageError(DepthlensError):
     """An input could not be read as an image (missing, corrupt, too large)."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image with more pixels than allowed, refused from its header before decoding.
+
+    ``pixels`` is its pixel count (None when the decoder did not say) and ``limit``
+    the number it exceeded.
+    """
+
+    def __init__(self, message: str, pixels: int | None, limit: int) -> None:
+        super().__init__(message)
+        self.pixels = pixels
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type[ImageTooLargeError], tuple[str, int | None, int]]:
+        # Exceptions pickle as cls(*args); args holds only the message, so say it all
+        # (worker processes send their errors back pickled).
+        return type(self), (str(self), self.pixels, self.limit)
+
+
 class WeightsError(DepthlensError):
     """Weights are missing, unreadable, or do not fit the network."""
 

@@ -1,5 +1,8 @@
 """Depth maps on disk: NPY and PFM (exact float32), 16-bit PNG (normalised), colour PNG.
 
+The ``encode_*`` functions give the bytes of a file in memory (the web service sends
+them); each ``write_*`` writes the same bytes to disk.
+
 Every writer is atomic: it writes a temporary file next to the target and renames
 it over the target (``os.replace``), so a reader never sees a half-written file and
 a failed write leaves the old file, if any, untouched and no temporary behind.
@@ -12,6 +15,7 @@ is; ``write_png16`` leaves it out of the min/max and writes 0 there.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from collections.abc import Callable
@@ -25,6 +29,9 @@ from depthlens.errors import ImageError, OutputError
 
 __all__ = [
     "atomic_write",
+    "encode_npy",
+    "encode_png",
+    "encode_png16",
     "read_npy",
     "read_pfm",
     "read_png16",
@@ -78,10 +85,21 @@ def write_bytes(path: PathLike, data: bytes) -> Path:
     return atomic_write(path, write)
 
 
+def encode_npy(depth: np.ndarray) -> bytes:
+    """The ``.npy`` file of ``depth`` (any shape, stored as float32), in memory."""
+    buffer = io.BytesIO()
+    _save_npy(buffer, depth)
+    return buffer.getvalue()
+
+
 def write_npy(path: PathLike, depth: np.ndarray) -> Path:
     """Save ``depth`` (any shape, stored as float32) as a ``.npy`` file; returns the path."""
-    array = np.ascontiguousarray(depth, dtype=np.float32)
-    return atomic_write(path, lambda file: np.save(file, array, allow_pickle=False))
+    return atomic_write(path, lambda file: _save_npy(file, depth))
+
+
+def _save_npy(file: BinaryIO, depth: np.ndarray) -> None:
+    """Write ``depth`` as a float32 ``.npy`` (native byte order, C order, no pickles)."""
+    np.save(file, np.ascontiguousarray(depth, dtype=np.float32), allow_pickle=False)
 
 
 def read_npy(path: PathLike) -> np.ndarray:
@@ -185,18 +203,28 @@ def _pfm_header(data: bytes) -> tuple[tuple[bytes, int, int, float] | None, int]
 
 
 def write_png16(path: PathLike, depth: np.ndarray) -> tuple[float, float]:
-    """Save (H, W) ``depth`` as a 16-bit grey PNG normalised to 0..65535.
+    """Save (H, W) ``depth`` as a 16-bit grey PNG (see :func:`encode_png16`).
+
+    Returns the ``(min, max)`` used, which maps 0..65535 back to depth.
+    """
+    data, low, high = encode_png16(depth)
+    write_bytes(path, data)
+    return low, high
+
+
+def encode_png16(depth: np.ndarray) -> tuple[bytes, float, float]:
+    """(H, W) ``depth`` as the bytes of a 16-bit grey PNG normalised to 0..65535.
 
     As MiDaS's ``write_depth(..., bits=2)`` (isl-org/MiDaS: utils.py):
     ``65535 * (depth - min) / (max - min)``, all zeros when ``max - min`` is not above
     float eps; rounded to nearest here rather than truncated, so the error is at
     most half a step. Non-finite pixels are left out of min/max and written as 0.
-    Returns the ``(min, max)`` used, which maps 0..65535 back to depth; ``(nan, nan)``
-    when no pixel is finite.
+    Returns the PNG and the ``(min, max)`` used, which maps 0..65535 back to depth;
+    ``(nan, nan)`` when no pixel is finite.
     """
     values = np.asarray(depth, dtype=np.float64)
     if values.ndim != 2:
-        raise ValueError(f"write_png16 takes an (H, W) depth map, got shape {values.shape}")
+        raise ValueError(f"encode_png16 takes an (H, W) depth map, got shape {values.shape}")
     finite = np.isfinite(values)
     out = np.zeros(values.shape, np.uint16)
     if not finite.any():
@@ -206,8 +234,7 @@ def write_png16(path: PathLike, depth: np.ndarray) -> tuple[float, float]:
         if high - low > np.finfo(np.float64).eps:
             scaled = (values[finite] - low) / (high - low) * PNG16_MAX
             out[finite] = np.rint(scaled).astype(np.uint16)
-    _write_encoded_png(path, out)
-    return low, high
+    return _encode_png(out), low, high
 
 
 def read_png16(path: PathLike) -> np.ndarray:
@@ -224,22 +251,29 @@ def read_png16(path: PathLike) -> np.ndarray:
 
 def write_png(path: PathLike, rgb: np.ndarray) -> Path:
     """Save an (H, W, 3) RGB or (H, W) grey uint8 image as PNG; returns the path."""
+    return write_bytes(path, encode_png(rgb))
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """An (H, W, 3) RGB or (H, W) grey uint8 image as the bytes of a PNG file."""
     image = np.asarray(rgb)
     if image.dtype != np.uint8 or not (
         image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
     ):
         raise ValueError(
-            f"write_png takes (H, W, 3) or (H, W) uint8, got {image.dtype} {image.shape}"
+            f"encode_png takes (H, W, 3) or (H, W) uint8, got {image.dtype} {image.shape}"
         )
-    return _write_encoded_png(path, image[:, :, ::-1] if image.ndim == 3 else image)
+    return _encode_png(image[:, :, ::-1] if image.ndim == 3 else image)
 
 
-def _write_encoded_png(path: PathLike, image: np.ndarray) -> Path:
-    """Encode a BGR or grey uint8/uint16 array as PNG in memory, then write it atomically."""
+def _encode_png(image: np.ndarray) -> bytes:
+    """A BGR or grey uint8/uint16 array as PNG bytes (OpenCV's encoder)."""
     ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image))
     if not ok:
-        raise OutputError(f"Cannot encode the image for {path} as PNG.")
-    return write_bytes(path, encoded.tobytes())
+        raise OutputError(
+            f"Cannot encode a {image.shape[1]}×{image.shape[0]} {image.dtype} image as PNG."
+        )
+    return encoded.tobytes()
 
 
 def _decode_file(path: PathLike, flags: int) -> np.ndarray:

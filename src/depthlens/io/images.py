@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
-from depthlens.errors import ImageError
+from depthlens.errors import ImageError, ImageTooLargeError
 from depthlens.geometry.camera import Camera, camera_from_exif
 
 __all__ = [
@@ -206,14 +206,17 @@ def _load_pil(pil: PILImage.Image, read_bytes: Any, max_pixels: int, label: str)
     return Image(rgb=rgb, camera=camera, source=label)
 
 
-def _pillow_bomb_error(label: str, err: Exception) -> ImageError:
-    """The ImageError for Pillow's own decompression-bomb refusal."""
+def _pillow_bomb_error(label: str, err: Exception) -> ImageTooLargeError:
+    """The ImageTooLargeError for Pillow's own decompression-bomb refusal."""
     found = re.search(r"\((\d+) pixels\)", str(err))
-    size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+    pixels = int(found.group(1)) if found else None
+    size = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
     limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
-    return ImageError(
+    return ImageTooLargeError(
         f"{label} has {size}, more than Pillow's decompression-bomb limit of {limit:,} "
-        "(2 × PIL.Image.MAX_IMAGE_PIXELS); raise that and max_pixels if you trust it."
+        "(2 × PIL.Image.MAX_IMAGE_PIXELS); raise that and max_pixels if you trust it.",
+        pixels,
+        limit,
     )
 
 
@@ -228,9 +231,11 @@ def _read_exif(pil: PILImage.Image) -> PILImage.Exif:
 def _check_pixels(width: int, height: int, max_pixels: int, label: str) -> None:
     """Refuse an image of more than ``max_pixels`` pixels, naming the way to allow it."""
     if width * height > max_pixels:
-        raise ImageError(
+        raise ImageTooLargeError(
             f"{label} is {width}×{height} = {width * height:,} pixels, more than the limit "
-            f"of {max_pixels:,}; pass a larger max_pixels (--max-pixels) if you trust it."
+            f"of {max_pixels:,}; pass a larger max_pixels (--max-pixels) if you trust it.",
+            width * height,
+            max_pixels,
         )
 
 

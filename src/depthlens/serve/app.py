@@ -1,0 +1,603 @@
+"""The web service: a FastAPI app over ``Estimator.predict``.
+
+``create_app(settings)`` builds the app; its lifespan loads the served models once
+and starts the inference pool (``serve.pool``). Routes:
+
+- ``POST /v1/depth``: a photo in (multipart field ``image``), its depth out as a colour
+  heatmap PNG, a 16-bit PNG, a ``.npy`` file or JSON statistics (``format``).
+- ``GET /v1/models``: the served models, colormaps, formats and limits.
+- ``GET /healthz``: liveness, models and queue load.
+- ``GET /`` and ``/static/...``: the web page.
+- ``/docs`` and ``/openapi.json``: the API description; ``/docs`` is Swagger UI served
+  from the files of the ``fastapi-offline`` package, so it works with no internet.
+
+Decoding, inference and encoding run on the pool's threads, never on the event loop.
+Every error is JSON ``{"error": {"status", "code", "message"}}`` with one sentence;
+tracebacks go to the server log only.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path, PureWindowsPath
+from typing import Annotated, Any, BinaryIO, Literal, get_args
+
+import fastapi_offline
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRouter
+from fastapi.staticfiles import StaticFiles
+from pydantic import AfterValidator
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from depthlens import __version__, load_model
+from depthlens.errors import ImageError, ImageTooLargeError, UnknownModelError, UsageError
+from depthlens.io.depth_files import encode_npy, encode_png, encode_png16
+from depthlens.io.images import load_image
+from depthlens.models.estimator import DepthResult, Estimator
+from depthlens.models.registry import MODELS
+from depthlens.serve.pool import InferencePool, PoolFull
+from depthlens.serve.schemas import (
+    DepthJson,
+    ErrorBody,
+    ErrorDetail,
+    Health,
+    Limits,
+    ModelInfo,
+    ModelsResponse,
+    Percentiles,
+    QueueStats,
+    TimingsMs,
+)
+from depthlens.viz.colormaps import COLORMAPS
+
+__all__ = ["FORMATS", "ServeSettings", "create_app", "load_models"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+# Swagger UI 5 (it reads OpenAPI 3.1, which FastAPI writes), as the fastapi-offline
+# package ships it; only its files are used.
+SWAGGER_DIR = Path(fastapi_offline.__file__).parent / "static"
+
+OutputFormat = Literal["color", "png16", "npy", "json"]
+FORMATS: tuple[str, ...] = get_args(OutputFormat)
+
+# Room for the multipart framing and the small form fields around the photo: the
+# request body may exceed max_upload_mb by this much before it is cut off.
+FORM_ALLOWANCE = 64 * 1024
+
+# Output file names end as the CLI's do (depthlens predict).
+_SUFFIXES = {"color": "-depth.png", "png16": "-depth16.png", "npy": "-depth.npy"}
+_PERCENTILES = (1, 5, 50, 95, 99)
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How the web service runs.
+
+    ``models`` are zoo names; the first is the default. ``weights`` maps some of them
+    to a checkpoint path (otherwise the weights are looked up as ``load_model`` does).
+    ``max_upload_mb`` caps an upload (1 MB = 10⁶ bytes) and ``max_megapixels`` the
+    decoded image. ``workers`` inference threads run at once and ``queue_size`` more
+    requests may wait for one (default 4 × workers); beyond that requests get 503.
+    """
+
+    models: tuple[str, ...] = ("depthlens-small",)
+    weights: Mapping[str, str | Path] = field(default_factory=dict)
+    device: str = "auto"
+    max_upload_mb: float = 20.0
+    max_megapixels: float = 40.0
+    workers: int = 1
+    queue_size: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", tuple(dict.fromkeys(self.models)))
+        if not self.models:
+            raise UsageError("Serve at least one model.")
+        unserved = sorted(set(self.weights) - set(self.models))
+        if unserved:
+            raise UsageError(
+                f"Weights were given for {', '.join(unserved)}, which is not among the served "
+                "models; serve it too (--model)."
+            )
+        if self.workers < 1:
+            raise UsageError(f"Use at least 1 worker, not {self.workers}.")
+        if self.queue_size is not None and self.queue_size < 0:
+            raise UsageError(f"The queue size cannot be negative ({self.queue_size}).")
+        if not (self.max_upload_mb > 0 and self.max_megapixels > 0):
+            raise UsageError("The upload and megapixel limits must be positive.")
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
+
+    @property
+    def waiting_limit(self) -> int:
+        """Requests that may wait for a worker: ``queue_size``, or 4 × workers."""
+        return 4 * self.workers if self.queue_size is None else self.queue_size
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1e6)
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.max_megapixels * 1e6)
+
+
+def load_models(settings: ServeSettings) -> dict[str, Estimator]:
+    """The served models by name, loaded once per process (``load_model`` caches them).
+
+    Raises the DepthlensError of the first model that cannot be loaded.
+    """
+    estimators = {}
+    for name in settings.models:
+        if name not in MODELS:
+            raise UnknownModelError(
+                f"Unknown model '{name}': serve one of {', '.join(sorted(MODELS))}."
+            )
+        estimators[name] = load_model(name, settings.weights.get(name), settings.device)
+    return estimators
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    """What the lifespan sets up: the loaded models and the inference pool."""
+
+    estimators: dict[str, Estimator]
+    pool: InferencePool
+
+
+class ApiError(HTTPException):
+    """An error response with a stable ``code`` and a one-sentence message.
+
+    Being an HTTPException, it may be raised anywhere in a request, even while FastAPI
+    reads the body (which turns other exceptions there into a generic 400), and still
+    reach the app's error handler.
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(status, message, headers)
+        self.code = code
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The JSON error body every failure answers with."""
+    body = ErrorBody(error=ErrorDetail(status=status, code=code, message=message))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _upload_too_large(settings: ServeSettings) -> ApiError:
+    return ApiError(
+        413,
+        "upload_too_large",
+        f"The upload is larger than this server's limit of {settings.max_upload_mb:g} MB.",
+    )
+
+
+class UploadLimit:
+    """ASGI middleware that refuses request bodies over ``limit`` bytes with a 413.
+
+    A Content-Length above the limit is refused before any byte is read; a body
+    streamed without one is cut off as soon as it passes the limit, so no more than
+    ``limit`` bytes and one chunk are ever read (FastAPI spools file parts to disk
+    beyond 1 MB, so memory holds far less).
+    """
+
+    def __init__(self, app: ASGIApp, settings: ServeSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.limit = settings.max_upload_bytes + FORM_ALLOWANCE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            error = _upload_too_large(self.settings)
+            await error_response(error.status_code, error.code, error.detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _upload_too_large(self.settings)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    """The web service for ``settings``; models load when the app starts (lifespan).
+
+    A model that cannot be loaded makes start-up fail with its DepthlensError.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Blocking here is fine: nothing is served until start-up completes.
+        runtime = _Runtime(
+            load_models(settings), InferencePool(settings.workers, settings.waiting_limit)
+        )
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.pool.shutdown()
+
+    app = FastAPI(
+        title="depthlens",
+        version=__version__,
+        summary="Monocular depth estimation: one photo in, a per-pixel depth map out.",
+        lifespan=lifespan,
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN; ours serves it (below)
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.add_middleware(UploadLimit, settings=settings)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, ApiError):
+            return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+        code, message = _http_error_text(request, exc.status_code)
+        return error_response(exc.status_code, code, message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(*_validation_error_text(exc.errors()))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises the exception after this response, so the server logs it.
+        return error_response(
+            500, "internal_error", "The server failed on this request; the details are in its log."
+        )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="depthlens API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=SWAGGER_DIR), name="docs-assets")
+    return app
+
+
+def _http_error_text(request: Request, status: int) -> tuple[str, str]:
+    """The code and sentence for an HTTP error raised by routing or parsing."""
+    where = f"{request.method} {request.url.path}"
+    if status == 404:
+        return "not_found", f"There is nothing at {where}; the API is described at /docs."
+    if status == 405:
+        return "method_not_allowed", f"{where} is not allowed; the API is described at /docs."
+    if status == 400:
+        return "bad_request", "The request body is not a well-formed multipart form."
+    return "http_error", f"{HTTPStatus(status).phrase}."
+
+
+def _validation_error_text(errors: Sequence[Any]) -> tuple[int, str, str]:
+    """Status, code and sentence for FastAPI's request validation errors (first one)."""
+    fields = [".".join(str(part) for part in error["loc"][1:]) for error in errors]
+    if "image" in fields:
+        return 400, "missing_image", "Send the photo as a file in the multipart form field 'image'."
+    problem = str(errors[0]["msg"]).removeprefix("Value error, ").rstrip(".")
+    problem = problem[:1].lower() + problem[1:]
+    where = f"form field '{fields[0]}'" if fields[0] else "request body"
+    return 422, "invalid_parameter", f"Invalid {where}: {problem}."
+
+
+def _runtime(request: Request) -> _Runtime:
+    runtime: _Runtime = request.app.state.runtime
+    return runtime
+
+
+def _settings(request: Request) -> ServeSettings:
+    settings: ServeSettings = request.app.state.settings
+    return settings
+
+
+def _known_colormap(name: str) -> str:
+    if name not in COLORMAPS:
+        raise ValueError(f"unknown colormap '{name}'; choose one of {', '.join(COLORMAPS)}")
+    return name
+
+
+router = APIRouter()
+
+
+def _error_doc(description: str, **extra: Any) -> dict[str, Any]:
+    """The OpenAPI entry of an error status: the ErrorBody schema and what it means."""
+    return {"model": ErrorBody, "description": description, **extra}
+
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error_doc("No file in the form field 'image' (missing_image), or a malformed form."),
+    404: _error_doc("The model is not served here (unknown_model)."),
+    413: _error_doc("The upload or the image is too large (upload_too_large, too_many_pixels)."),
+    415: _error_doc("The file is not an image depthlens can decode (not_an_image)."),
+    422: _error_doc("A form field has an invalid value (invalid_parameter)."),
+    503: _error_doc(
+        "All workers and queue slots are busy (busy).",
+        headers={"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    ),
+    500: _error_doc("An unexpected failure (internal_error); details in the server log."),
+}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_DEPTH_HEADERS = {
+    name: {"description": description, "schema": {"type": kind}}
+    for name, kind, description in [
+        ("X-Depthlens-Model", "string", "The model that made the depth map."),
+        ("X-Depth-Kind", "string", "relative_inverse (larger = nearer) or metric (meters)."),
+        ("X-Processing-Ms", "number", "Server time from the received upload to the answer."),
+        ("X-Depth-Min", "number", "png16 only: the depth that level 0 stands for."),
+        ("X-Depth-Max", "number", "png16 only: the depth that level 65535 stands for."),
+    ]
+}
+
+
+@router.post(
+    "/v1/depth",
+    summary="Depth of one photo",
+    response_model=DepthJson,
+    responses={
+        200: {
+            "description": "color and png16: image/png; npy: application/octet-stream; "
+            "json: the statistics below.",
+            "content": {"image/png": _BINARY, "application/octet-stream": _BINARY},
+            "headers": _DEPTH_HEADERS,
+        },
+        **_ERROR_RESPONSES,
+    },
+)
+async def predict_depth(
+    request: Request,
+    image: Annotated[UploadFile, File(description="The photo: JPEG, PNG, WebP, TIFF, BMP or GIF.")],
+    model: Annotated[
+        str | None, Form(description="A served model (GET /v1/models); default: the first.")
+    ] = None,
+    colormap: Annotated[
+        str,
+        AfterValidator(_known_colormap),
+        Form(description="Heatmap colours.", json_schema_extra={"enum": list(COLORMAPS)}),
+    ] = "inferno",
+    output_format: Annotated[
+        OutputFormat,
+        Form(
+            alias="format",
+            description="color: heatmap PNG; png16: 16-bit PNG of min..max (see the "
+            "X-Depth-Min/Max headers); npy: float32 array; json: statistics.",
+        ),
+    ] = "color",
+    include_depth: Annotated[
+        bool, Form(description="json only: add the depth map as base64 float32.")
+    ] = False,
+    include_color: Annotated[
+        bool, Form(description="json only: add the heatmap as a base64 PNG.")
+    ] = False,
+) -> Response:
+    """Estimate the depth of the uploaded photo, at its own size."""
+    started = time.perf_counter()
+    settings, runtime = _settings(request), _runtime(request)
+    name = model or settings.default_model
+    estimator = runtime.estimators.get(name)
+    if estimator is None:
+        raise ApiError(
+            404,
+            "unknown_model",
+            f"Model '{name}' is not served here; use one of {', '.join(settings.models)}.",
+        )
+    if image.size is not None and image.size > settings.max_upload_bytes:
+        raise _upload_too_large(settings)
+    filename = _safe_name(image.filename)
+    job = functools.partial(
+        _depth_job,
+        estimator,
+        image.file,
+        _DepthJob(
+            label=filename or "The uploaded file",
+            stem=Path(filename).stem or "image",
+            colormap=colormap,
+            output_format=output_format,
+            include_depth=include_depth,
+            include_color=include_color,
+            max_pixels=settings.max_pixels,
+            started=started,
+        ),
+    )
+    try:
+        return await runtime.pool.run(job)
+    except PoolFull as err:
+        raise ApiError(
+            503,
+            "busy",
+            "The server is busy with other photos; retry in a second.",
+            {"Retry-After": "1"},
+        ) from err
+
+
+@router.get("/v1/models", summary="Served models, colormaps, formats and limits")
+async def list_models(request: Request) -> ModelsResponse:
+    """What this server offers; the default model comes first."""
+    settings, runtime = _settings(request), _runtime(request)
+    return ModelsResponse(
+        default=settings.default_model,
+        models=[
+            ModelInfo(
+                name=name, kind=estimator.kind, description=estimator.spec.description, loaded=True
+            )
+            for name, estimator in runtime.estimators.items()
+        ],
+        colormaps=list(COLORMAPS),
+        formats=list(FORMATS),
+        limits=Limits(max_upload_mb=settings.max_upload_mb, max_megapixels=settings.max_megapixels),
+    )
+
+
+@router.get("/healthz", summary="Liveness and load")
+async def health(request: Request) -> Health:
+    """The server is up; its models and how busy its inference pool is."""
+    runtime = _runtime(request)
+    stats = runtime.pool.stats()
+    return Health(
+        status="ok",
+        models=list(runtime.estimators),
+        queue=QueueStats(running=stats.running, waiting=stats.waiting, capacity=stats.capacity),
+    )
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    """The web page."""
+    page = STATIC_DIR / "index.html"
+    if not page.is_file():
+        raise StarletteHTTPException(404)
+    return FileResponse(page)
+
+
+def _safe_name(filename: str | None) -> str:
+    """An upload's file name without folders, kept to letters, digits and ``._-`` (other
+    runs become ``_``), not starting with a dot; "" when nothing is left."""
+    name = PureWindowsPath(filename or "").name  # splits on both / and \
+    return _UNSAFE_NAME_CHARS.sub("_", name).strip("._")[:100]
+
+
+@dataclass(frozen=True)
+class _DepthJob:
+    """One POST /v1/depth, as the worker thread needs it."""
+
+    label: str  # names the upload in messages
+    stem: str  # output file names start with it
+    colormap: str
+    output_format: OutputFormat
+    include_depth: bool
+    include_color: bool
+    max_pixels: int
+    started: float  # perf_counter when the request's form had been received
+
+
+def _depth_job(estimator: Estimator, upload: BinaryIO, job: _DepthJob) -> Response:
+    """Decode, predict and encode one upload (on a pool thread); the finished response."""
+    began = time.perf_counter()
+    try:
+        image = load_image(upload.read(), job.max_pixels, name=job.label)
+    except ImageTooLargeError as err:
+        size = f"{err.pixels:,} pixels" if err.pixels is not None else "too many pixels"
+        raise ApiError(
+            413,
+            "too_many_pixels",
+            f"{job.label} has {size}, more than the {err.limit:,} this server accepts.",
+        ) from err
+    except ImageError as err:
+        raise ApiError(415, "not_an_image", str(err)) from err
+    decoded = time.perf_counter()
+    result = estimator.predict(image)
+    predicted = time.perf_counter()
+
+    headers = {"X-Depthlens-Model": result.model, "X-Depth-Kind": result.kind}
+    if job.output_format == "json":
+        extras = {}
+        if job.include_depth:
+            extras["depth"] = _base64(np.ascontiguousarray(result.depth, dtype="<f4").tobytes())
+        if job.include_color:
+            extras["color_png"] = _base64(_heatmap_png(result, job.colormap))
+        timings = _timings_ms(job.started, began, decoded, predicted)
+        body = _depth_json(result, job.colormap, timings, extras).encode()
+        media_type = "application/json"
+    else:
+        body, media_type, format_headers = _encode_file(result, job)
+        headers.update(format_headers)
+        timings = _timings_ms(job.started, began, decoded, predicted)
+    headers["X-Processing-Ms"] = f"{timings.total:.1f}"
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _heatmap_png(result: DepthResult, colormap: str) -> bytes:
+    return encode_png(np.asarray(result.colorize(colormap)))
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _encode_file(result: DepthResult, job: _DepthJob) -> tuple[bytes, str, dict[str, str]]:
+    """The body, media type and headers of the color, png16 and npy formats."""
+    filename = f"{job.stem}{_SUFFIXES[job.output_format]}"
+    if job.output_format == "npy":
+        disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+        return encode_npy(result.depth), "application/octet-stream", disposition
+    disposition = {"Content-Disposition": f'inline; filename="{filename}"'}
+    if job.output_format == "png16":
+        data, low, high = encode_png16(result.depth)
+        return (
+            data,
+            "image/png",
+            {**disposition, "X-Depth-Min": repr(low), "X-Depth-Max": repr(high)},
+        )
+    return _heatmap_png(result, job.colormap), "image/png", disposition
+
+
+def _timings_ms(started: float, began: float, decoded: float, predicted: float) -> TimingsMs:
+    """Stage times in ms; encoding and the total end now."""
+    now = time.perf_counter()
+    return TimingsMs(
+        queue=round((began - started) * 1e3, 3),
+        decode=round((decoded - began) * 1e3, 3),
+        inference=round((predicted - decoded) * 1e3, 3),
+        encode=round((now - predicted) * 1e3, 3),
+        total=round((now - started) * 1e3, 3),
+    )
+
+
+def _depth_json(
+    result: DepthResult, colormap: str, timings: TimingsMs, extras: Mapping[str, str]
+) -> str:
+    """The ``format=json`` body: statistics of the finite depth values, and ``extras``."""
+    finite = result.depth[np.isfinite(result.depth)].astype(np.float64)
+    if finite.size:
+        stats: list[float | None] = [float(v) for v in np.percentile(finite, _PERCENTILES)]
+        low, high = float(finite.min()), float(finite.max())
+    else:
+        stats, low, high = [None] * len(_PERCENTILES), None, None
+    height, width = result.depth.shape
+    body = DepthJson(
+        model=result.model,
+        kind=result.kind,
+        units="meters" if result.kind == "metric" else "relative",
+        width=width,
+        height=height,
+        min=low,
+        max=high,
+        percentiles=Percentiles(**{f"p{p}": v for p, v in zip(_PERCENTILES, stats, strict=True)}),
+        timings_ms=timings,
+        colormap=colormap,
+        **extras,
+    )
+    return body.model_dump_json(exclude_unset=True)

@@ -1,0 +1,117 @@
+"""The JSON bodies of the web service, as pydantic models (they also make /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Units = Literal["meters", "relative"]
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: the HTTP status, a stable machine-readable code, one sentence."""
+
+    status: int = Field(examples=[415])
+    code: str = Field(
+        description="missing_image, not_an_image, upload_too_large, too_many_pixels, "
+        "unknown_model, invalid_parameter, busy, not_found, method_not_allowed, "
+        "bad_request or internal_error.",
+        examples=["not_an_image"],
+    )
+    message: str = Field(examples=["photo.png is not an image in a format depthlens can read."])
+
+
+class ErrorBody(BaseModel):
+    """Every error response has this body."""
+
+    error: ErrorDetail
+
+
+class Percentiles(BaseModel):
+    """Percentiles of the finite depth values (null when no value is finite)."""
+
+    p1: float | None
+    p5: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class TimingsMs(BaseModel):
+    """Milliseconds per stage: waiting for a worker, decoding the upload, the model,
+    encoding the answer, and all of it (from the received upload to the answer)."""
+
+    queue: float
+    decode: float
+    inference: float
+    encode: float
+    total: float
+
+
+class DepthJson(BaseModel):
+    """``format=json``: the depth map's statistics and, on request, the map itself."""
+
+    model: str
+    kind: Literal["relative_inverse", "metric"]
+    units: Units = Field(
+        description="meters for metric models; relative for relative inverse depth "
+        "(larger = nearer, unknown scale and shift)."
+    )
+    width: int
+    height: int
+    min: float | None
+    max: float | None
+    percentiles: Percentiles
+    timings_ms: TimingsMs
+    colormap: str
+    depth: str | None = Field(
+        default=None,
+        description="With include_depth: base64 of the height × width depth values as "
+        "little-endian float32, row by row.",
+    )
+    color_png: str | None = Field(
+        default=None, description="With include_color: base64 of the colour heatmap PNG."
+    )
+
+
+class ModelInfo(BaseModel):
+    """One served model."""
+
+    name: str
+    kind: Literal["relative_inverse", "metric"]
+    description: str
+    loaded: bool
+
+
+class Limits(BaseModel):
+    """What the server accepts: upload size in MB (10⁶ bytes) and image size in MP."""
+
+    max_upload_mb: float
+    max_megapixels: float
+
+
+class ModelsResponse(BaseModel):
+    """``GET /v1/models``: the served models (the default first) and the choices."""
+
+    default: str
+    models: list[ModelInfo]
+    colormaps: list[str]
+    formats: list[str]
+    limits: Limits
+
+
+class QueueStats(BaseModel):
+    """Jobs running on a worker, admitted and waiting for one, and the most pending."""
+
+    running: int
+    waiting: int
+    capacity: int
+
+
+class Health(BaseModel):
+    """``GET /healthz``: the server is up, with its models and its load."""
+
+    status: Literal["ok"]
+    models: list[str]
+    queue: QueueStats
