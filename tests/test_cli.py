@@ -13,17 +13,11 @@ import pytest
 from PIL import Image as PILImage
 
 import depthlens
-from depthlens.cli import main, output_stems
+from depthlens.cli import output_stems
 from depthlens.io.depth_files import read_npy, read_pfm, read_png16
+from tests.cli import run_cli
 
 INPUTS = Path(__file__).parent / "expected" / "inputs"
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
 
 
 @pytest.fixture()

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
 import depthlens
-from depthlens.cli import main
 from depthlens.errors import UsageError, WeightsError
 from depthlens.serve import FORMATS, ServeSettings, create_app
 from depthlens.synth.demo import demo_scene
 from depthlens.viz.colormaps import COLORMAPS
+from tests.cli import run_cli
 
 MODEL = "depthlens-small"
 HEIGHT, WIDTH = 90, 120  # odd sizes: the network sees another size and resizes back
@@ -344,13 +344,6 @@ def test_a_model_without_weights_stops_start_up():
     app = create_app(ServeSettings(models=(MODEL, "midas-v21-small"), device="cpu"))
     with pytest.raises(WeightsError), TestClient(app):
         pass
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
 
 
 def test_serve_with_an_unknown_model_exits_2_with_one_sentence(capsys, monkeypatch):

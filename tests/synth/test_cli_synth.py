@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depthlens.cli import main
 from depthlens.io.rgbd import RGBDFolder
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
+from tests.cli import run_cli
 
 
 def test_synth_writes_a_readable_folder(tmp_path, capsys):
