@@ -49,9 +49,9 @@ class EvalResult:
     dataset: str
     alignment: Alignment
     protocol: DatasetProtocol
-    silog: SilogVariant = "zoedepth"
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    silog: SilogVariant = "zoedepth"
 
     @property
     def dataset_kind(self) -> str:
@@ -97,7 +97,9 @@ def evaluate_dataset(
     cache_dir = folder(cache) if cache is not None else None
     vis_dir = folder(save_vis) if save_vis is not None else None
     chosen = alignment or default_alignment(estimator.kind)
-    result = EvalResult(estimator.name, f"{dataset.kind}:{dataset.root}", chosen, protocol, silog)
+    result = EvalResult(
+        estimator.name, f"{dataset.kind}:{dataset.root}", chosen, protocol, silog=silog
+    )
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for index in range(count):
         item = kb_crop_item(dataset[index]) if protocol.kb_crop else dataset[index]
