@@ -68,3 +68,42 @@ def random_state_dict(
 def official_checkpoint(model: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """A random checkpoint in the full official layout of ``model``."""
     return random_state_dict(read_key_table(model), seed)
+
+
+def metric3d_official_layout(config: object) -> dict[str, tuple[int, ...]]:
+    """The official Metric3D v2 key layout (``depth_model.*``) of any ``Metric3DConfig``.
+
+    Key names come from the official ViT-S table; shapes from our network of ``config``
+    through the converter, so tiny configs get an official-looking layout. The
+    duplicated ``downsample.1`` LayerNorm takes its ``norm3`` shape; ``mask_token`` is
+    left out (absent from released checkpoints, see CHECKPOINTS.md §1.5).
+    """
+    from depthlens.models import metric3d
+
+    assert isinstance(config, metric3d.Metric3DConfig)
+    with torch.device("meta"):
+        ours = metric3d.build_network(config).state_dict()
+    layout: dict[str, tuple[int, ...]] = {}
+    for key in read_key_table("metric3d_vit_small"):
+        lookup = key.replace(".downsample.1.", ".norm3.")
+        name = metric3d.official_key_to_ours(lookup)
+        if name is not None and name in ours:
+            layout[key] = tuple(ours[name].shape)
+    # blocks beyond the ViT-S table's 12 (ViT-L layouts)
+    for name, tensor in ours.items():
+        if name.startswith("encoder.blocks.") and int(name.split(".")[2]) >= 12:
+            rest = name.split(".", 3)[3].replace("layer_scale", "ls")
+            rest = rest + ".gamma" if rest in ("ls1", "ls2") else rest
+            layout[f"depth_model.encoder.blocks.0.{name.split('.')[2]}.{rest}"] = tuple(
+                tensor.shape
+            )
+    return layout
+
+
+def metric3d_checkpoint(config: object, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random official-layout Metric3D v2 state dict; ``downsample.1`` aliases ``norm3``."""
+    state = random_state_dict(metric3d_official_layout(config), seed)
+    for key in state:
+        if ".downsample.1." in key:
+            state[key] = state[key.replace(".downsample.1.", ".norm3.")]
+    return state

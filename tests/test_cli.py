@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -69,7 +70,14 @@ def test_predict_folder_with_bad_files(mixed_folder, midas_checkpoint, tmp_path,
     expected = sorted(
         f"{stem}{suffix}"
         for stem in ("square", "sub/wide", "deep16")
-        for suffix in ("-depth.png", "-depth16.png", "-depth.npy", "-depth.pfm", "-side.png")
+        for suffix in (
+            "-depth.png",
+            "-depth16.png",
+            "-depth.npy",
+            "-depth.pfm",
+            "-side.png",
+            "-depth.json",
+        )
     )
     assert written == expected  # nothing for the bad files, no temp files left behind
     # The files hold the same depth the Python API gives.
@@ -204,3 +212,122 @@ def test_unavailable_device_is_a_usage_error(midas_checkpoint, tmp_path, capsys)
     )
     assert code == 2 and "cuda" in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def _photo(tmp_path: Path, name: str = "img.png", exif: PILImage.Exif | None = None) -> Path:
+    rgb = np.asarray(PILImage.open(INPUTS / "wide.png").convert("RGB"))
+    path = tmp_path / name
+    PILImage.fromarray(rgb).save(path, **({"exif": exif} if exif is not None else {}))
+    return path
+
+
+def test_predict_ply_with_fov_writes_cloud_and_sidecar(tmp_path, capsys):
+    from depthlens.io.depth_files import read_sidecar
+    from depthlens.io.pointcloud import read_ply
+
+    photo = _photo(tmp_path)
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(["predict", photo, "-o", out, "--format", "ply", "--fov", 60], capsys)
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["img-depth.json", "img-points.ply"]
+    info = read_sidecar(out / "img-depth.json")
+    width, height = PILImage.open(photo).size
+    focal = (width / 2) / np.tan(np.radians(30.0))
+    assert info["model"] == "depthlens-small" and info["kind"] == "relative_inverse"
+    assert (info["width"], info["height"]) == (width, height)
+    assert info["fx"] == pytest.approx(focal) and info["fy"] == pytest.approx(focal)
+    assert (info["cx"], info["cy"], info["camera_source"]) == (width / 2, height / 2, "user")
+    assert info["files"] == ["img-points.ply"]
+    cloud = info["pointcloud"]
+    assert isinstance(cloud, dict) and cloud["units"] == "relative"
+    vertices = read_ply(out / "img-points.ply")
+    assert len(vertices) == cloud["points"] > 0
+    assert np.isfinite(vertices["z"]).all() and (vertices["z"] > 0).all()
+
+
+def test_predict_camera_from_options_exif_or_default(tmp_path, capsys):
+    from depthlens.io.depth_files import read_sidecar
+
+    exif = PILImage.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 36  # 35 mm equivalent 36 mm: fx = width
+    photo = _photo(tmp_path, "exif.jpg", exif)
+    plain = _photo(tmp_path, "plain.png")
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(["predict", photo, plain, "-o", out, "--format", "npy"], capsys)
+    assert code == 0, stderr
+    width, _ = PILImage.open(photo).size
+    from_exif = read_sidecar(out / "exif-depth.json")
+    assert from_exif["camera_source"] == "exif" and from_exif["fx"] == pytest.approx(width)
+    assumed = read_sidecar(out / "plain-depth.json")
+    assert assumed["camera_source"] == "default"
+    assert assumed["fx"] == pytest.approx((width / 2) / np.tan(np.radians(30.0)))
+    args = ["predict", photo, "-o", out, "--format", "npy", "--fx", 500, "--cy", 3.5]
+    code, _, stderr = run_cli(args, capsys)
+    assert code == 0, stderr
+    given = read_sidecar(out / "exif-depth.json")  # the options override EXIF
+    assert given["camera_source"] == "user"
+    assert (given["fx"], given["fy"], given["cx"], given["cy"]) == (500.0, 500.0, width / 2, 3.5)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--fov", "60", "--fx", "100"], "--fov or --fx"),
+        (["--cx", "10"], "need --fx"),
+        (["--fx", "0"], "--fx must be a positive"),
+        (["--fx", "100", "--fy", "-3"], "--fy must be a positive"),
+        (["--fov", "180"], "between 0 and 180"),
+        (["--max-depth", "0"], "--max-depth"),
+        (["--format", "mesh", "--mesh-format", "stl"], "mesh format"),
+    ],
+)
+def test_inconsistent_camera_options_exit_2(tmp_path, capsys, options, message):
+    photo = _photo(tmp_path)
+    code, _, stderr = run_cli(["predict", photo, "-o", tmp_path / "out", *options], capsys)
+    assert code == 2 and message in stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("mesh_format", ["ply", "obj", "glb"])
+def test_predict_mesh_opens_in_trimesh(tmp_path, capsys, mesh_format):
+    import trimesh
+
+    photo = _photo(tmp_path)
+    out = tmp_path / "out"
+    args = ["predict", photo, "-o", out, "-f", "mesh", "--mesh-format", mesh_format, "--normals"]
+    code, _, stderr = run_cli(args, capsys)
+    assert code == 0, stderr
+    loaded = trimesh.load(out / f"img-mesh.{mesh_format}", force="mesh")
+    assert len(loaded.faces) > 0
+
+
+def test_predict_align_to_metric_points(tmp_path, capsys):
+    """Points on a known affine map of the model's disparity: the output is that depth."""
+    code, _, stderr = run_cli(
+        ["predict", INPUTS / "square.png", "-o", tmp_path / "raw", "-f", "npy"], capsys
+    )
+    assert code == 0, stderr
+    disparity = read_npy(tmp_path / "raw" / "square-depth.npy").astype(np.float64)
+    height, width = disparity.shape
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, height, 40), rng.integers(0, width, 40)
+    truth = 1.0 / (0.8 * (disparity - disparity.min()) + 0.05)  # meters, all positive
+    points = np.stack([cols + 0.5, rows + 0.5, truth[rows, cols]], axis=1)
+    np.save(tmp_path / "points.npy", points)
+    out = tmp_path / "aligned"
+    args = ["predict", INPUTS / "square.png", "-o", out, "-f", "npy", "--align-to"]
+    code, _, stderr = run_cli([*args, tmp_path / "points.npy"], capsys)
+    assert code == 0, stderr
+    assert "aligned to 40 points (40 inliers)" in stderr
+    np.testing.assert_allclose(read_npy(out / "square-depth.npy"), truth, rtol=1e-3)
+    sidecar = json.loads((out / "square-depth.json").read_text())
+    assert sidecar["kind"] == "metric" and sidecar["alignment"]["space"] == "disparity"
+    assert sidecar["alignment"]["scale"] == pytest.approx(0.8, rel=1e-4)
+    # Two inputs, one points file: refused before anything is written.
+    code, _, stderr = run_cli([*args, tmp_path / "points.npy", INPUTS / "wide.png"], capsys)
+    assert code == 2 and "one input image" in stderr
+    code, _, stderr = run_cli(
+        ["predict", INPUTS / "square.png", "-o", tmp_path / "x", "--align-to", tmp_path / "no.csv"],
+        capsys,
+    )
+    assert code == 2 and not (tmp_path / "x" / "square-depth.png").exists()

@@ -6,10 +6,11 @@ code (1: some inputs failed; 2: bad model, weights or arguments).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Annotated
 
@@ -22,7 +23,15 @@ from rich.table import Table
 from rich.text import Text
 
 from depthlens.errors import DepthlensError, ImageError, OutputError, UsageError
-from depthlens.io.depth_files import write_npy, write_pfm, write_png, write_png16
+from depthlens.geometry.camera import Camera
+from depthlens.io.depth_files import (
+    depth_sidecar,
+    write_npy,
+    write_pfm,
+    write_png,
+    write_png16,
+    write_sidecar,
+)
 from depthlens.io.images import DEFAULT_MAX_PIXELS, Image, find_images, load_image
 from depthlens.models.estimator import DepthResult, Estimator
 from depthlens.viz.colormaps import COLORMAPS, colorize, side_by_side
@@ -47,14 +56,21 @@ MaxMegapixelsOption = Annotated[
     float, typer.Option(min=0.01, help="Refuse larger images (decompression bombs).")
 ]
 
-OUTPUT_FORMATS = ("color", "png16", "pfm", "npy")
+OUTPUT_FORMATS = ("color", "png16", "pfm", "npy", "ply", "mesh")
+# 3D outputs, written by write_geometry from the depth and the camera.
+GEOMETRY_FORMATS = ("ply", "mesh")
 SUFFIXES = {
     "color": "-depth.png",
     "png16": "-depth16.png",
     "pfm": "-depth.pfm",
     "npy": "-depth.npy",
     "side": "-side.png",
+    "ply": "-points.ply",
+    "mesh": "-mesh",  # + .ply, .obj or .glb (--mesh-format)
+    "json": "-depth.json",
 }
+# The frame of the 3D outputs, as the sidecar states it.
+CAMERA_FRAME = "camera: x right, y down, z forward (OpenCV)"
 
 
 def _parse_formats(text: str) -> list[str]:
@@ -107,6 +123,8 @@ def write_outputs(
     if "color" in formats or with_side_by_side:
         heat = colorize(depth if kind == "relative_inverse" else -depth, colormap)
     for fmt in formats:
+        if fmt in GEOMETRY_FORMATS:
+            continue  # write_geometry's
         path = stem.with_name(stem.name + SUFFIXES[fmt])
         if fmt == "color":
             assert heat is not None
@@ -124,6 +142,96 @@ def write_outputs(
         write_png(path, side_by_side(image.rgb, heat))
         written.append(path)
     return written
+
+
+def write_geometry(
+    image: Image,
+    result: DepthResult,
+    stem: Path,
+    formats: list[str],
+    *,
+    max_depth: float | None = None,
+    with_normals: bool = False,
+    mesh_format: str = "ply",
+) -> tuple[list[Path], dict[str, object]]:
+    """Write the point cloud (``ply``) and mesh (``mesh``) of one result, if asked for.
+
+    Returns the paths and what the sidecar should say about them (``{}`` if none).
+    """
+    from depthlens.geometry.pointcloud import DEFAULT_FAR_FRACTION, point_cloud
+    from depthlens.io.pointcloud import write_mesh, write_ply
+
+    wanted = [fmt for fmt in formats if fmt in GEOMETRY_FORMATS]
+    if not wanted:
+        return [], {}
+    camera = result.camera or Camera.default(image.width, image.height)
+    cloud = point_cloud(
+        result.depth,
+        camera,
+        image.rgb,
+        result.kind,
+        max_depth=max_depth,
+        with_normals=with_normals,
+        mesh="mesh" in wanted,
+    )
+    written = []
+    if "ply" in wanted:
+        path = stem.with_name(stem.name + SUFFIXES["ply"])
+        comments = [f"depthlens {result.model}", f"units {cloud.units}", f"frame {CAMERA_FRAME}"]
+        written.append(write_ply(path, cloud, comments))
+    if "mesh" in wanted:
+        written.append(
+            write_mesh(stem.with_name(f"{stem.name}{SUFFIXES['mesh']}.{mesh_format}"), cloud)
+        )
+    info: dict[str, object] = {
+        "points": len(cloud),
+        "units": cloud.units,
+        "frame": CAMERA_FRAME,
+        "max_depth": max_depth,
+    }
+    if cloud.units == "relative":
+        info["note"] = (
+            "relative depth: 1/disparity scaled to a median of 1 (shift taken as 0), "
+            f"farthest {DEFAULT_FAR_FRACTION:.0%} dropped; shape only, not to measure"
+        )
+    if cloud.faces is not None:
+        info["faces"] = len(cloud.faces)
+    return written, {"pointcloud": info}
+
+
+def _user_camera(
+    fx: float | None,
+    fy: float | None,
+    cx: float | None,
+    cy: float | None,
+    fov: float | None,
+) -> Callable[[int, int], Camera] | None:
+    """The camera the options give, for an image of a given size; None if none given."""
+    if fov is not None:
+        if any(v is not None for v in (fx, fy, cx, cy)):
+            raise UsageError("Give either --fov or --fx (with --fy, --cx, --cy), not both.")
+        if not (math.isfinite(fov) and 0.0 < fov < 180.0):
+            raise UsageError(f"--fov must be between 0 and 180 degrees, not {fov}.")
+        return lambda width, height: Camera.from_fov(width, height, fov)
+    if fx is None:
+        if any(v is not None for v in (fy, cx, cy)):
+            raise UsageError("--fy, --cx and --cy need --fx (the focal length in pixels).")
+        return None
+    for name, value in (("--fx", fx), ("--fy", fy)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{name} must be a positive focal length in pixels, not {value}.")
+    for name, value in (("--cx", cx), ("--cy", cy)):
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"{name} must be a finite pixel coordinate, not {value}.")
+    focal_y = fy if fy is not None else fx
+    return lambda width, height: Camera(
+        fx,
+        focal_y,
+        cx if cx is not None else width / 2.0,
+        cy if cy is not None else height / 2.0,
+        width,
+        height,
+    )
 
 
 def _progress_bar(label: str, with_rate: bool = True) -> Progress:
@@ -162,7 +270,8 @@ def predict(
     model: ModelOption = "depthlens-small",
     weights: WeightsOption = None,
     formats: Annotated[
-        str, typer.Option("--format", "-f", help="Comma-separated: color,png16,pfm,npy.")
+        str,
+        typer.Option("--format", "-f", help="Comma-separated: color,png16,pfm,npy,ply,mesh."),
     ] = "color,png16",
     colormap: Annotated[str, typer.Option(help=f"One of {', '.join(COLORMAPS)}.")] = "inferno",
     with_side_by_side: Annotated[
@@ -172,11 +281,55 @@ def predict(
     batch_size: BatchSizeOption = 4,
     device: DeviceOption = "auto",
     max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
+    fx: Annotated[
+        float | None, typer.Option("--fx", help="Focal length in pixels (overrides EXIF).")
+    ] = None,
+    fy: Annotated[float | None, typer.Option("--fy", help="Vertical focal; default --fx.")] = None,
+    cx: Annotated[
+        float | None, typer.Option("--cx", help="Principal point x; default the centre.")
+    ] = None,
+    cy: Annotated[
+        float | None, typer.Option("--cy", help="Principal point y; default the centre.")
+    ] = None,
+    fov: Annotated[
+        float | None,
+        typer.Option("--fov", help="Horizontal field of view in degrees (instead of --fx)."),
+    ] = None,
+    max_depth: Annotated[
+        float | None,
+        typer.Option(help="ply/mesh: drop points farther than this (sky)."),
+    ] = None,
+    with_normals: Annotated[
+        bool, typer.Option("--normals", help="ply/mesh: add normals from depth gradients.")
+    ] = False,
+    mesh_format: Annotated[
+        str, typer.Option(help="File type of --format mesh: ply, obj or glb.")
+    ] = "ply",
+    align_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--align-to",
+            help="CSV/NPY of u, v, depth_m points: fit the output to them, in meters.",
+        ),
+    ] = None,
 ) -> None:
-    """Predict depth for images and write colour heatmaps and depth files under OUTPUT."""
+    """Predict depth for images and write colour heatmaps and depth files under OUTPUT.
+
+    Each image also gets NAME-depth.json: the model, depth kind and units, and the
+    camera used (from --fx/--fov, else EXIF, else an assumed 60-degree one). With
+    --align-to (one image), the depth is fitted to the given metric points and turned
+    into meters; the fit and its residuals go into the JSON.
+    """
     import depthlens
+    from depthlens.io.pointcloud import MESH_FORMATS
 
     chosen = _parse_formats(formats)
+    user_camera = _user_camera(fx, fy, cx, cy, fov)
+    if max_depth is not None and not (math.isfinite(max_depth) and max_depth > 0):
+        raise UsageError(f"--max-depth must be a positive distance, not {max_depth}.")
+    mesh_format = mesh_format.strip().lower().lstrip(".")
+    if mesh_format not in MESH_FORMATS:
+        raise UsageError(f"Unknown mesh format '{mesh_format}': choose from ply, obj, glb.")
     if colormap not in COLORMAPS:
         raise UsageError(f"Unknown colormap '{colormap}': choose from {', '.join(COLORMAPS)}.")
     failures: list[tuple[str, str]] = []
@@ -200,6 +353,8 @@ def predict(
         if failures:
             raise typer.Exit(1)
         raise UsageError(f"No images found in {', '.join(inputs)}.")
+    if align_to is not None and len(items) + len(failures) > 1:
+        raise UsageError("--align-to holds the points of one image, so give one input image.")
 
     estimator = depthlens.load_model(model, weights, device)
     done = 0
@@ -211,7 +366,10 @@ def predict(
             loaded: list[tuple[_Item, Image]] = []
             for item in batch:
                 try:
-                    loaded.append((item, load_image(item.path, int(max_megapixels * 1e6))))
+                    image = load_image(item.path, int(max_megapixels * 1e6))
+                    if user_camera is not None:
+                        image = replace(image, camera=user_camera(image.width, image.height))
+                    loaded.append((item, image))
                 except ImageError as exc:
                     failures.append((str(item.path), str(exc)))
                     err.print(f"failed {item.path}: {exc}", markup=False)
@@ -225,7 +383,10 @@ def predict(
                     progress.advance(task)
                     continue
                 try:
-                    write_outputs(
+                    alignment: dict[str, object] = {}
+                    if align_to is not None:
+                        result, alignment = _align_to_points(result, align_to)
+                    paths = write_outputs(
                         image,
                         result.depth,
                         result.kind,
@@ -234,8 +395,29 @@ def predict(
                         colormap,
                         with_side_by_side,
                     )
+                    more, geometry = write_geometry(
+                        image,
+                        result,
+                        item.stem,
+                        chosen,
+                        max_depth=max_depth,
+                        with_normals=with_normals,
+                        mesh_format=mesh_format,
+                    )
+                    camera = result.camera or Camera.default(image.width, image.height)
+                    files = [p.name for p in paths + more]
+                    info = depth_sidecar(
+                        result.depth,
+                        result.kind,
+                        result.model,
+                        camera,
+                        files=files,
+                        **geometry,
+                        **alignment,
+                    )
+                    write_sidecar(item.stem.with_name(item.stem.name + SUFFIXES["json"]), info)
                     done += 1
-                except (OutputError, OSError) as exc:
+                except (OutputError, OSError, ValueError) as exc:
                     failures.append((str(item.path), str(exc)))
                     err.print(f"failed {item.path}: {exc}", markup=False)
                 progress.advance(task)
@@ -250,6 +432,24 @@ def predict(
     out.print(summary, highlight=False)
     if failures:
         raise typer.Exit(1)
+
+
+def _align_to_points(result: DepthResult, points_file: Path) -> tuple[DepthResult, dict]:
+    """``result`` in meters, fitted to the metric points of ``points_file``
+    (``geometry.metric_points``), and the sidecar entry describing the fit."""
+    from depthlens.geometry.metric_points import align_to_points, read_points
+
+    height, width = result.depth.shape
+    points = read_points(points_file, width, height)
+    depth, report = align_to_points(result.depth, result.kind, points)
+    fit = report.all_points
+    err.print(
+        f"aligned to {report.point_count} points ({report.inlier_count} inliers): "
+        f"RMSE {fit.rmse:.3f} m, AbsRel {fit.abs_rel:.3f}",
+        highlight=False,
+    )
+    aligned = replace(result, depth=depth, kind="metric")
+    return aligned, {"alignment": {"points": str(points_file), **report.to_dict()}}
 
 
 def _predict_batch(

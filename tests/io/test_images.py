@@ -291,7 +291,7 @@ def test_exif_focal_length_gives_camera_after_orientation(tmp_path):
     picture = PILImage.fromarray(np.zeros((20, 40, 3), np.uint8))
     path = save(tmp_path, "f.jpg", picture, exif=exif_with(6, focal_35mm=28))
     camera = load_image(path).camera
-    assert camera == Camera(28 / 36 * 20, 28 / 36 * 20, 10.0, 20.0, 20, 40)
+    assert camera == Camera(28 / 36 * 20, 28 / 36 * 20, 10.0, 20.0, 20, 40, source="exif")
     plain = save(tmp_path, "plain.jpg", picture)
     assert load_image(plain).camera is None
     unknown = save(tmp_path, "zero.jpg", picture, exif=exif_with(focal_35mm=0))
@@ -303,7 +303,7 @@ def test_camera_from_exif_and_fov():
     assert camera_from_exif({0xA405: 0}, 100, 50) is None
     assert camera_from_exif({0xA405: "junk"}, 100, 50) is None
     camera = camera_from_exif({0xA405: 36}, 100, 50)  # misplaced in IFD0: still read
-    assert camera == Camera(100.0, 100.0, 50.0, 25.0, 100, 50)
+    assert camera == Camera(100.0, 100.0, 50.0, 25.0, 100, 50, source="exif")
     camera = camera_from_exif(exif_with(focal_35mm=72), 100, 50)
     assert camera is not None and camera.fx == pytest.approx(200.0)
     wide = Camera.from_fov(640, 480, 90.0)

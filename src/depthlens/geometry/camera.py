@@ -1,8 +1,13 @@
 """Pinhole camera intrinsics, and the focal length a photo's EXIF data implies.
 
 Pixel coordinates have the origin at the top-left corner of the image, x to the
-right and y down; the principal point of a camera made here is the image centre
-``(width / 2, height / 2)``.
+right and y down; pixel ``(row, col)`` covers ``[col, col + 1) × [row, row + 1)``, so
+its centre is ``(col + 0.5, row + 0.5)``. The principal point of a camera made here
+is the image centre ``(width / 2, height / 2)``.
+
+Every camera says where it came from (``Camera.source``): ``"user"`` (given by the
+caller: ``--fx``/``--fov`` options, a dataset's calibration), ``"exif"`` (the photo's
+metadata) or ``"default"`` (nothing was known; ``DEFAULT_FOV_DEG`` is assumed).
 """
 
 from __future__ import annotations
@@ -10,14 +15,39 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+__all__ = [
+    "DEFAULT_FOV_DEG",
+    "Camera",
+    "CameraSource",
+    "camera_from_exif",
+]
 
 # EXIF tag numbers (EXIF 2.32, CIPA DC-008-2019, tables 4 and 7).
 EXIF_IFD_POINTER = 0x8769  # 34665: offset of the Exif sub-IFD inside IFD0
+ORIENTATION = 0x0112  # 274, IFD0: 5-8 mean the stored image is turned by 90 degrees
+FOCAL_LENGTH = 0x920A  # 37386: RATIONAL, millimetres
+PIXEL_X_DIMENSION = 0xA002  # 40962: "ExifImageWidth", the width the tags below refer to
+PIXEL_Y_DIMENSION = 0xA003  # 40963: "ExifImageHeight"
+FOCAL_PLANE_X_RESOLUTION = 0xA20E  # 41486: pixels per unit on the sensor, along x
+FOCAL_PLANE_Y_RESOLUTION = 0xA20F  # 41487: pixels per unit on the sensor, along y
+FOCAL_PLANE_RESOLUTION_UNIT = 0xA210  # 41488: SHORT, default 2 (inch)
 FOCAL_LENGTH_IN_35MM_FILM = 0xA405  # 41989: SHORT, millimetres; 0 means unknown
 
 # Width of a 35 mm full-frame sensor in millimetres (36 mm × 24 mm).
 FULL_FRAME_WIDTH_MM = 36.0
+
+# Millimetres per FocalPlaneResolutionUnit: 2 inch and 3 cm are EXIF's; 4 mm and 5 µm
+# are the extensions some writers use (as ExifTool reads them). 1 ("no absolute
+# unit") gives no physical size and is not listed.
+_RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
+
+# The field of view assumed when nothing says what the camera was: 60 degrees across
+# is between a phone's main camera (about 65-75) and a normal lens (about 40-50).
+DEFAULT_FOV_DEG = 60.0
+
+CameraSource = Literal["user", "exif", "default"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +56,9 @@ class Camera:
 
     ``fx`` and ``fy`` are focal lengths and ``cx``, ``cy`` the principal point, all in
     pixels; a point (X, Y, Z) in camera coordinates (metres, Z forward) projects to
-    ``(fx * X / Z + cx, fy * Y / Z + cy)``.
+    ``(fx * X / Z + cx, fy * Y / Z + cy)`` in continuous pixel coordinates (the centre
+    of pixel ``(row, col)`` is ``(col + 0.5, row + 0.5)``). ``source`` says where the
+    numbers came from: ``"user"``, ``"exif"`` or ``"default"`` (assumed).
     """
 
     fx: float
@@ -35,15 +67,28 @@ class Camera:
     cy: float
     width: int
     height: int
+    source: CameraSource = "user"
 
     def __post_init__(self) -> None:
         if not (self.fx > 0 and self.fy > 0):
             raise ValueError(f"focal lengths must be positive, got fx={self.fx}, fy={self.fy}")
+        if not (math.isfinite(self.fx) and math.isfinite(self.fy)):
+            raise ValueError(f"focal lengths must be finite, got fx={self.fx}, fy={self.fy}")
+        if not (math.isfinite(self.cx) and math.isfinite(self.cy)):
+            raise ValueError(f"principal point must be finite, got ({self.cx}, {self.cy})")
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"image size must be positive, got {self.width}×{self.height}")
+        if self.source not in ("user", "exif", "default"):
+            raise ValueError(f"camera source must be user, exif or default, got {self.source!r}")
 
     @classmethod
-    def from_fov(cls, width: int, height: int, horizontal_fov_deg: float) -> Camera:
+    def from_fov(
+        cls,
+        width: int,
+        height: int,
+        horizontal_fov_deg: float,
+        source: CameraSource = "user",
+    ) -> Camera:
         """A camera with square pixels seeing ``horizontal_fov_deg`` degrees across.
 
         ``fx = fy = (width / 2) / tan(fov / 2)``; principal point at the image centre.
@@ -53,30 +98,90 @@ class Camera:
                 f"horizontal field of view must be in (0, 180) degrees, got {horizontal_fov_deg}"
             )
         focal = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
-        return cls(focal, focal, width / 2.0, height / 2.0, width, height)
+        return cls(focal, focal, width / 2.0, height / 2.0, width, height, source)
+
+    @classmethod
+    def default(cls, width: int, height: int) -> Camera:
+        """The assumed camera when nothing is known: ``DEFAULT_FOV_DEG`` across, centred."""
+        return cls.from_fov(width, height, DEFAULT_FOV_DEG, source="default")
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        """``fx, fy, cx, cy`` (pixels), ``width, height`` and ``source``, for JSON."""
+        return {
+            "fx": self.fx,
+            "fy": self.fy,
+            "cx": self.cx,
+            "cy": self.cy,
+            "width": self.width,
+            "height": self.height,
+            "source": self.source,
+        }
 
 
 def camera_from_exif(exif: Mapping[int, Any], width: int, height: int) -> Camera | None:
-    """The camera implied by EXIF ``FocalLengthIn35mmFilm``, or None when it is absent.
+    """The camera a photo's EXIF data implies, or None when it says too little.
 
-    ``exif`` is a ``PIL.Image.Exif`` (or any mapping of tag number to value); the tag
-    is looked up in the Exif sub-IFD and, for writers that misplace it, in IFD0.
+    ``exif`` is a ``PIL.Image.Exif`` (or any mapping of tag number to value); tags
+    are looked up in the Exif sub-IFD and, for writers that misplace them, in IFD0.
     ``width`` and ``height`` are the image size in pixels as displayed (after any
-    EXIF orientation is applied). The 35 mm equivalent focal length is taken to be
-    relative to the 36 mm width of a full-frame sensor, so
-    ``fx = fy = f35 / 36 mm × width``; the principal point is the image centre.
+    EXIF orientation is applied). The principal point is the image centre. In order:
+
+    1. ``FocalLengthIn35mmFilm``, taken to be relative to the 36 mm width of a
+       full-frame sensor: ``fx = fy = f35 / 36 mm × width``.
+    2. ``FocalLength`` (mm) with ``FocalPlaneXResolution``/``YResolution`` in
+       ``FocalPlaneResolutionUnit`` (2 inch, 3 cm, 4 mm, 5 µm): the sensor's pixels
+       per mm, so ``fx = f_mm × x_resolution / unit_mm`` (and ``fy`` from the y
+       resolution, or the x one when only that is given). The resolution counts the
+       pixels of an image ``PixelXDimension`` × ``PixelYDimension`` wide (as stored,
+       before orientation); for an image of another size, such as a resized copy,
+       the focal lengths are scaled by ``width / PixelXDimension`` and
+       ``height / PixelYDimension``. Orientations 5-8 (turned by 90 degrees) swap
+       the x and y values.
     """
+    focal_35mm = _as_float(_exif_value(exif, FOCAL_LENGTH_IN_35MM_FILM))
+    if focal_35mm is not None and focal_35mm > 0.0:  # 0 is EXIF's "unknown"
+        focal = focal_35mm / FULL_FRAME_WIDTH_MM * width
+        return Camera(focal, focal, width / 2.0, height / 2.0, width, height, "exif")
+    return _camera_from_focal_plane(exif, width, height)
+
+
+def _camera_from_focal_plane(exif: Mapping[int, Any], width: int, height: int) -> Camera | None:
+    """Case 2 of :func:`camera_from_exif`: focal length times the sensor's pixel density."""
+    focal_mm = _as_float(_exif_value(exif, FOCAL_LENGTH))
+    x_resolution = _as_float(_exif_value(exif, FOCAL_PLANE_X_RESOLUTION))
+    y_resolution = _as_float(_exif_value(exif, FOCAL_PLANE_Y_RESOLUTION))
+    unit = _as_float(_exif_value(exif, FOCAL_PLANE_RESOLUTION_UNIT))
+    unit_mm = _RESOLUTION_UNIT_MM.get(int(unit) if unit is not None else 2)
+    if focal_mm is None or focal_mm <= 0.0 or unit_mm is None:
+        return None
+    if x_resolution is None or x_resolution <= 0.0:
+        return None
+    if y_resolution is None or y_resolution <= 0.0:
+        y_resolution = x_resolution  # square pixels
+    fx_stored = focal_mm * x_resolution / unit_mm
+    fy_stored = focal_mm * y_resolution / unit_mm
+    turned = exif.get(ORIENTATION) in (5, 6, 7, 8)
+    stored_width, stored_height = (height, width) if turned else (width, height)
+    exif_width = _as_float(_exif_value(exif, PIXEL_X_DIMENSION))
+    exif_height = _as_float(_exif_value(exif, PIXEL_Y_DIMENSION))
+    if exif_width is not None and exif_width > 0.0:
+        fx_stored *= stored_width / exif_width
+        # Without a height, the image was scaled by the same factor both ways.
+        scale_y = stored_height / exif_height if exif_height else stored_width / exif_width
+        fy_stored *= scale_y
+    fx, fy = (fy_stored, fx_stored) if turned else (fx_stored, fy_stored)
+    return Camera(fx, fy, width / 2.0, height / 2.0, width, height, "exif")
+
+
+def _exif_value(exif: Mapping[int, Any], tag: int) -> Any:
+    """A tag's value from the Exif sub-IFD, else from IFD0; None when in neither."""
     value: Any = None
     get_ifd = getattr(exif, "get_ifd", None)
     if callable(get_ifd):
-        value = get_ifd(EXIF_IFD_POINTER).get(FOCAL_LENGTH_IN_35MM_FILM)
+        value = get_ifd(EXIF_IFD_POINTER).get(tag)
     if value is None:
-        value = exif.get(FOCAL_LENGTH_IN_35MM_FILM)
-    focal_35mm = _as_float(value)
-    if focal_35mm is None or focal_35mm <= 0.0:  # 0 is EXIF's "unknown"
-        return None
-    focal = focal_35mm / FULL_FRAME_WIDTH_MM * width
-    return Camera(focal, focal, width / 2.0, height / 2.0, width, height)
+        value = exif.get(tag)
+    return value
 
 
 def _as_float(value: Any) -> float | None:

@@ -1,4 +1,5 @@
-"""Depth maps on disk: NPY and PFM (exact float32), 16-bit PNG (normalised), colour PNG.
+"""Depth maps on disk: NPY and PFM (exact float32), 16-bit PNG (normalised), colour PNG,
+and the JSON sidecar that says what a depth map holds and which camera saw it.
 
 The ``encode_*`` functions give the bytes of a file in memory (the web service sends
 them); each ``write_*`` writes the same bytes to disk.
@@ -16,6 +17,7 @@ is; ``write_png16`` leaves it out of the min/max and writes 0 there.
 from __future__ import annotations
 
 import io
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -26,25 +28,36 @@ import cv2
 import numpy as np
 
 from depthlens.errors import ImageError, OutputError
+from depthlens.geometry.camera import Camera
 
 __all__ = [
+    "DEPTH_UNITS",
     "atomic_write",
+    "depth_sidecar",
     "encode_npy",
     "encode_png",
     "encode_png16",
     "read_npy",
     "read_pfm",
     "read_png16",
+    "read_sidecar",
     "write_bytes",
     "write_npy",
     "write_pfm",
     "write_png",
     "write_png16",
+    "write_sidecar",
 ]
 
 PathLike = str | os.PathLike[str]
 
 PNG16_MAX = 65535
+
+# What the numbers of each depth kind are in, as the sidecar states it.
+DEPTH_UNITS = {
+    "metric": "m",
+    "relative_inverse": "relative inverse depth (larger = nearer; unknown scale and shift)",
+}
 
 
 def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
@@ -288,3 +301,54 @@ def _decode_file(path: PathLike, flags: int) -> np.ndarray:
     if decoded is None:
         raise ImageError(f"{path} is not a readable PNG image.")
     return decoded
+
+
+def depth_sidecar(
+    depth: np.ndarray, kind: str, model: str, camera: Camera, **extra: object
+) -> dict[str, object]:
+    """The sidecar of a depth map: what it holds, its size, camera and range.
+
+    Keys: ``model``, ``kind``, ``units`` (``DEPTH_UNITS[kind]``), ``width``,
+    ``height``, ``fx``, ``fy``, ``cx``, ``cy`` (pixels), ``camera_source`` (``user``,
+    ``exif`` or ``default``), ``min_depth`` and ``max_depth`` over the finite values
+    (None when there are none), then ``extra`` as given (JSON-serialisable values).
+    """
+    finite = depth[np.isfinite(depth)]
+    info: dict[str, object] = {
+        "model": model,
+        "kind": kind,
+        "units": DEPTH_UNITS.get(kind, kind),
+        "width": int(depth.shape[1]),
+        "height": int(depth.shape[0]),
+        "fx": camera.fx,
+        "fy": camera.fy,
+        "cx": camera.cx,
+        "cy": camera.cy,
+        "camera_source": camera.source,
+        "min_depth": float(finite.min()) if finite.size else None,
+        "max_depth": float(finite.max()) if finite.size else None,
+    }
+    info.update(extra)
+    return info
+
+
+def write_sidecar(path: PathLike, info: dict[str, object]) -> Path:
+    """Write ``info`` (see :func:`depth_sidecar`) as indented UTF-8 JSON; returns the path."""
+    try:
+        text = json.dumps(info, indent=2, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise OutputError(f"Cannot write {path}: the sidecar is not plain JSON ({err}).") from err
+    return write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def read_sidecar(path: PathLike) -> dict[str, object]:
+    """A sidecar written by :func:`write_sidecar`, as a dict; ``ImageError`` if unreadable."""
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ImageError(f"Sidecar file {path} does not exist.") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ImageError(f"{path} is not a readable JSON sidecar ({err}).") from err
+    if not isinstance(info, dict):
+        raise ImageError(f"{path} holds JSON that is not an object.")
+    return info

@@ -34,7 +34,10 @@ class DepthResult:
 
     ``depth`` is (H, W) float32 at the input image's size. ``kind`` says what it holds:
     ``"relative_inverse"`` (larger = nearer, known up to scale and shift) or ``"metric"``
-    (meters). ``timings`` are seconds spent per stage on this image.
+    (meters). ``camera`` is the camera the image was taken with, as far as depthlens
+    knows: the image's own (given by the user, or from EXIF) or, when it had none,
+    ``Camera.default`` (``camera.source`` says which). ``timings`` are seconds spent
+    per stage on this image.
     """
 
     depth: np.ndarray
@@ -43,6 +46,10 @@ class DepthResult:
     source: str
     camera: Camera | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    # Filled by models that predict them (Metric3D v2): (H, W) float32 confidence
+    # (unitless, larger = surer) and (H, W, 3) float32 unit normals, camera axes.
+    confidence: np.ndarray | None = None
+    normals: np.ndarray | None = None
 
     def colorize(self, colormap: str = "inferno") -> PIL.Image.Image:
         """The depth as a colour heatmap (nearer = brighter for both kinds)."""
@@ -200,6 +207,8 @@ class Estimator:
     @torch.inference_mode()
     def predict_images(self, images: Sequence[Image], batch_size: int = 4) -> list[DepthResult]:
         """Depth for already-loaded images, batched by network input size."""
+        if self.spec.family == "metric3d":
+            return self._predict_metric3d(images, batch_size)
         results: list[DepthResult | None] = [None] * len(images)
         prepared: dict[tuple[int, int], list[tuple[int, np.ndarray, float]]] = {}
         for index, image in enumerate(images):
@@ -229,7 +238,58 @@ class Estimator:
                         kind=self.spec.kind,
                         model=self.spec.name,
                         source=image.source,
-                        camera=image.camera,
+                        camera=image.camera or Camera.default(image.width, image.height),
                         timings={"preprocess": prep, "forward": forward, "postprocess": post},
                     )
         return [result for result in results if result is not None]
+
+    def _predict_metric3d(self, images: Sequence[Image], batch_size: int) -> list[DepthResult]:
+        """Metric3D's own letterboxing and canonical-camera rescaling (models/metric3d.py).
+
+        The focal length is the image's camera (user flags or EXIF, as loaded), else
+        ``Camera.default`` (its documented default field of view).
+        """
+        from depthlens.models import metric3d
+
+        results: list[DepthResult] = []
+        step = max(1, batch_size)
+        for offset in range(0, len(images), step):
+            chunk = images[offset : offset + step]
+            start = time.perf_counter()
+            prepared = [metric3d.preprocess(image.rgb) for image in chunk]
+            prep = (time.perf_counter() - start) / len(chunk)
+            batch = torch.from_numpy(np.stack([t for t, _ in prepared])).to(self.device)
+            start = time.perf_counter()
+            output = self.network(batch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            forward = (time.perf_counter() - start) / len(chunk)
+            for row, (image, (_, box)) in enumerate(zip(chunk, prepared, strict=True)):
+                start = time.perf_counter()
+                height, width = image.rgb.shape[:2]
+                camera = image.camera or Camera.default(width, height)
+                maps = torch.cat(
+                    [
+                        output.depth[row : row + 1],
+                        output.confidence[row : row + 1],
+                        output.normal[row : row + 1, :3],
+                    ],
+                    dim=1,
+                ).float()
+                maps = metric3d.unletterbox(maps, box, (height, width))
+                depth = metric3d.canonical_to_metric(maps[0, 0], camera.fx, box.scale)
+                normals = F.normalize(maps[0, 2:5], dim=0).permute(1, 2, 0)
+                post = time.perf_counter() - start
+                results.append(
+                    DepthResult(
+                        depth=depth.cpu().numpy().astype(np.float32, copy=False),
+                        kind=self.spec.kind,
+                        model=self.spec.name,
+                        source=image.source,
+                        camera=camera,
+                        timings={"preprocess": prep, "forward": forward, "postprocess": post},
+                        confidence=maps[0, 1].cpu().numpy().astype(np.float32, copy=False),
+                        normals=normals.cpu().numpy().astype(np.float32, copy=False),
+                    )
+                )
+        return results

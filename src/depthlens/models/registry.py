@@ -12,6 +12,9 @@ Preprocessing constants come from each family's official inference code:
   depth_anything_v2/dpt.py::image2tensor and ::infer_image (same input rule; bilinear,
   align_corners=True back); metric max depth 20 m (Hypersim) / 80 m (VKITTI) from
   metric_depth/README.md.
+- Metric3D v2: YvanYin/Metric3D: hubconf.py (fit inside 616x1064, pad with the mean
+  colour, 0-255 normalisation; unpad, bilinear back, depth x fx x scale / 1000, clamp
+  to 300 m), done by models/metric3d.py rather than the generic InputPolicy.
 """
 
 from __future__ import annotations
@@ -211,8 +214,44 @@ def _depth_anything_rows() -> list[ModelSpec]:
     return rows
 
 
+def _metric3d_rows() -> list[ModelSpec]:
+    # Metric3D letterboxes onto 616 x 1064 itself (models/metric3d.py::preprocess, from
+    # YvanYin/Metric3D: hubconf.py); the InputPolicy below only records that canvas and
+    # the normalisation, which equals ImageNet's on 0-255 (123.675 = 0.485 x 255, ...).
+    rows = []
+    for size, cap, params in (("small", "ViT-S", 37.5), ("large", "ViT-L", 411.9)):
+        rows.append(
+            ModelSpec(
+                name=f"metric3d-v2-{size}",
+                family="metric3d",
+                variant=f"v2-{size}",
+                description=f"Metric3D v2 {cap}: DINOv2-reg {cap}/14 + RAFT-DPT decoder "
+                "(metric depth, confidence, normals)",
+                input=InputPolicy(
+                    size=(616, 1064),
+                    method="upper_bound",
+                    keep_aspect=True,
+                    multiple_of=1,
+                    interpolation="linear",
+                    mean=IMAGENET_MEAN,
+                    std=IMAGENET_STD,
+                ),
+                output=OutputPolicy(mode="bilinear", align_corners=False),
+                kind="metric",
+                weights=WeightSource(
+                    official_file=f"metric_depth_vit_{size}_800k.pth",
+                    url=f"{_HF}/JUGGHM/Metric3D/resolve/main/metric_depth_vit_{size}_800k.pth",
+                ),
+                licence="BSD-2-Clause",
+                params_millions=params,
+            )
+        )
+    return rows
+
+
 MODELS: dict[str, ModelSpec] = {
-    spec.name: spec for spec in _bundled_rows() + _midas_rows() + _depth_anything_rows()
+    spec.name: spec
+    for spec in _bundled_rows() + _midas_rows() + _depth_anything_rows() + _metric3d_rows()
 }
 
 

@@ -240,6 +240,10 @@ def build_network(spec: ModelSpec, location: WeightsLocation) -> nn.Module:
         return network.eval()
     path = location.path / CONVERTED_WEIGHTS if location.kind == "converted_dir" else location.path
     state_dict = read_state_dict(path)
+    # families whose checkpoints say their own shape (Metric3D) adapt the preset
+    adapt = getattr(family, "config_for_state_dict", None)
+    if adapt is not None:
+        config = adapt(state_dict, config)
     network = family.build_network(config)
     native_keys = set(network.state_dict())
     if not native_keys & set(state_dict):  # an official checkpoint: rename its keys first
