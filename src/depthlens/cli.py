@@ -147,6 +147,7 @@ def write_outputs(
 def write_geometry(
     image: Image,
     result: DepthResult,
+    camera: Camera,
     stem: Path,
     formats: list[str],
     *,
@@ -154,7 +155,8 @@ def write_geometry(
     with_normals: bool = False,
     mesh_format: str = "ply",
 ) -> tuple[list[Path], dict[str, object]]:
-    """Write the point cloud (``ply``) and mesh (``mesh``) of one result, if asked for.
+    """Write the point cloud (``ply``) and mesh (``mesh``) of one result, if asked for,
+    back-projected through ``camera``.
 
     Returns the paths and what the sidecar should say about them (``{}`` if none).
     """
@@ -164,7 +166,6 @@ def write_geometry(
     wanted = [fmt for fmt in formats if fmt in GEOMETRY_FORMATS]
     if not wanted:
         return [], {}
-    camera = result.camera or Camera.default(image.width, image.height)
     cloud = point_cloud(
         result.depth,
         camera,
@@ -395,16 +396,17 @@ def predict(
                         colormap,
                         with_side_by_side,
                     )
+                    camera = result.camera or image.camera_or_default
                     more, geometry = write_geometry(
                         image,
                         result,
+                        camera,
                         item.stem,
                         chosen,
                         max_depth=max_depth,
                         with_normals=with_normals,
                         mesh_format=mesh_format,
                     )
-                    camera = result.camera or Camera.default(image.width, image.height)
                     files = [p.name for p in paths + more]
                     info = depth_sidecar(
                         result.depth,

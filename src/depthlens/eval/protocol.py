@@ -288,6 +288,14 @@ class AlignedPair:
     mask: np.ndarray
     space: Literal["depth", "disparity"]
 
+    def metrics(
+        self, silog: SilogVariant = "zoedepth", min_pixels: int = 1
+    ) -> dict[str, float] | None:
+        """``metrics.depth_metrics`` of this pair on its mask."""
+        return depth_metrics(
+            self.compared, self.reference, self.mask, silog=silog, min_pixels=min_pixels
+        )
+
 
 def prepare_prediction(
     pred: np.ndarray,
@@ -322,8 +330,4 @@ def score_prediction(
     the ground truth, mask, align), then ``metrics.depth_metrics``. None when fewer than
     ``min_pixels`` pixels count (Depth Anything skips images with fewer than 10)."""
     pair = prepare_prediction(pred, gt, valid, protocol, alignment, min_pixels)
-    if pair is None:
-        return None
-    return depth_metrics(
-        pair.compared, pair.reference, pair.mask, silog=silog, min_pixels=min_pixels
-    )
+    return None if pair is None else pair.metrics(silog, min_pixels)

@@ -4,7 +4,7 @@
 dataset (``eval/datasets``) is predicted at its own size by the one inference path
 (``Estimator.predict``), prepared by ``protocol.prepare_prediction`` with the dataset's
 protocol and the alignment that fits the model's output (relative inverse depth: the
-MiDaS disparity fit; metric depth: none) and scored by ``metrics.depth_metrics``, as
+MiDaS disparity fit; metric depth: none) and scored by ``AlignedPair.metrics``, as
 ``protocol.score_prediction`` does. The panels of ``eval/vis.py`` show the same
 prepared maps.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from depthlens.eval.datasets import Dataset
-from depthlens.eval.metrics import METRIC_NAMES, SilogVariant, aggregate, depth_metrics
+from depthlens.eval.metrics import METRIC_NAMES, SilogVariant, aggregate
 from depthlens.eval.protocol import Alignment, DatasetProtocol, kb_crop_item, prepare_prediction
 from depthlens.eval.published import Published, published_for
 from depthlens.eval.vis import evaluation_panel
@@ -111,13 +111,7 @@ def evaluate_dataset(
             if cached is not None:
                 write_npy(cached, prediction)
         pair = prepare_prediction(prediction, item.depth, item.valid, protocol, chosen, min_pixels)
-        metrics = (
-            None
-            if pair is None
-            else depth_metrics(
-                pair.compared, pair.reference, pair.mask, silog=silog, min_pixels=min_pixels
-            )
-        )
+        metrics = None if pair is None else pair.metrics(silog, min_pixels)
         if pair is None or metrics is None:
             result.skipped.append(item.name)
         else:

@@ -89,6 +89,17 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
     return target
 
 
+def read_file(path: PathLike, what: str) -> bytes:
+    """The bytes of ``path``; ``ImageError`` naming it as ``what`` (e.g. "Depth file")
+    when it is missing or cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as err:
+        raise ImageError(f"{what} {path} does not exist.") from err
+    except OSError as err:
+        raise ImageError(f"{what} {path} cannot be read: {err.strerror or err}.") from err
+
+
 def write_bytes(path: PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`); returns the path."""
 
@@ -162,12 +173,7 @@ def read_pfm(path: PathLike) -> np.ndarray:
     Both byte orders are read (negative scale: little-endian, positive: big-endian);
     the scale's magnitude is not applied, as in MiDaS's ``read_pfm``.
     """
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError as err:
-        raise ImageError(f"Depth file {path} does not exist.") from err
-    except OSError as err:
-        raise ImageError(f"Depth file {path} cannot be read: {err.strerror or err}.") from err
+    data = read_file(path, "Depth file")
     header, offset = _pfm_header(data)
     if header is None:
         raise ImageError(f"{path} is not a PFM file (it must start with 'Pf' or 'PF').")
@@ -291,12 +297,7 @@ def _encode_png(image: np.ndarray) -> bytes:
 
 def _decode_file(path: PathLike, flags: int) -> np.ndarray:
     """Decode an image file with OpenCV; ImageError if missing or unreadable."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError as err:
-        raise ImageError(f"Depth file {path} does not exist.") from err
-    except OSError as err:
-        raise ImageError(f"Depth file {path} cannot be read: {err.strerror or err}.") from err
+    data = read_file(path, "Depth file")
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
     if decoded is None:
         raise ImageError(f"{path} is not a readable PNG image.")

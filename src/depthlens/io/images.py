@@ -88,6 +88,12 @@ class Image:
         """Image width in pixels."""
         return int(self.rgb.shape[1])
 
+    @property
+    def camera_or_default(self) -> Camera:
+        """``camera`` (given by the user, or from EXIF), else ``Camera.default`` for this
+        size, whose ``source`` says it was assumed."""
+        return self.camera or Camera.default(self.width, self.height)
+
 
 ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview | PILImage.Image | np.ndarray
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from depthlens.errors import ImageError, OutputError
 from depthlens.geometry.pointcloud import PointCloud
-from depthlens.io.depth_files import write_bytes
+from depthlens.io.depth_files import read_file, write_bytes
 
 __all__ = ["MESH_FORMATS", "encode_mesh", "encode_ply", "read_ply", "write_mesh", "write_ply"]
 
@@ -82,12 +82,7 @@ def read_ply(path: PathLike) -> np.ndarray:
     for a missing file, an ASCII or big-endian PLY, list properties in the vertex
     element, or data shorter than the header says.
     """
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError as err:
-        raise ImageError(f"Point cloud file {path} does not exist.") from err
-    except OSError as err:
-        raise ImageError(f"Point cloud file {path} cannot be read: {err.strerror}.") from err
+    data = read_file(path, "Point cloud file")
     end = data.find(b"end_header\n")
     if not data.startswith(b"ply\n") or end < 0:
         raise ImageError(f"{path} is not a PLY file.")

@@ -238,7 +238,7 @@ class Estimator:
                         kind=self.spec.kind,
                         model=self.spec.name,
                         source=image.source,
-                        camera=image.camera or Camera.default(image.width, image.height),
+                        camera=image.camera_or_default,
                         timings={"preprocess": prep, "forward": forward, "postprocess": post},
                     )
         return [result for result in results if result is not None]
@@ -267,7 +267,7 @@ class Estimator:
             for row, (image, (_, box)) in enumerate(zip(chunk, prepared, strict=True)):
                 start = time.perf_counter()
                 height, width = image.rgb.shape[:2]
-                camera = image.camera or Camera.default(width, height)
+                camera = image.camera_or_default
                 maps = torch.cat(
                     [
                         output.depth[row : row + 1],
