@@ -15,7 +15,7 @@ from depthlens.errors import DepthlensError, UnknownModelError
 from depthlens.geometry.camera import Camera
 from depthlens.io.images import Image, ImageSource, load_image
 from depthlens.models.estimator import DepthResult, Estimator, pick_device
-from depthlens.models.registry import MODELS, get_spec, spec_for_official_file
+from depthlens.models.registry import MODELS, get_spec, spec_for_export, spec_for_official_file
 from depthlens.models.spec import ModelSpec
 from depthlens.models.weights import (
     WeightsLocation,
@@ -56,8 +56,7 @@ def _resolve(model: str | Path, weights: str | Path | None) -> tuple[ModelSpec, 
         get_spec(name)  # raises UnknownModelError listing the zoo names
     location = classify_path(path)
     if location.kind == "converted_dir":
-        spec = get_spec(str(read_converted_config(path)["model"]))
-        return spec, location
+        return spec_for_export(read_converted_config(path)), location
     by_file = spec_for_official_file(path.name) if location.kind == "file" else None
     if by_file is None:
         raise UnknownModelError(

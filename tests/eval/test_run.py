@@ -46,9 +46,11 @@ class OracleModel:
         self.name, self.kind = f"oracle-{kind}", kind
         self.answers = {dataset[i].rgb.tobytes(): dataset[i] for i in range(len(dataset))}
         self.transform = transform
+        self.cameras = []
 
-    def predict(self, rgb):
-        item = self.answers[np.asarray(rgb).tobytes()]
+    def predict(self, image):
+        self.cameras.append(image.camera)
+        item = self.answers[image.rgb.tobytes()]
         depth = np.where(item.valid, item.depth, 1.0)
         return _Result(self.transform(depth).astype(np.float32))
 
@@ -61,6 +63,10 @@ def test_perfect_and_affinely_distorted_predictions(scenes):
     assert perfect.alignment == "none" and perfect.means["n"] == 6
     assert perfect.means["abs_rel"] == pytest.approx(0.0, abs=1e-6)
     assert perfect.means["delta1"] == 1.0
+    # Metric models need the dataset's camera, not an assumed one.
+    manifest = [dataset[i].intrinsics for i in range(len(dataset))]
+    assert all(k is not None for k in manifest)
+    assert [(c.fx, c.fy, c.cx, c.cy) for c in metric.cameras] == manifest
     relative = OracleModel(dataset, "relative_inverse", lambda d: 7.0 / d + 0.3)
     aligned = evaluate_dataset(relative, dataset, protocol)  # type: ignore[arg-type]
     assert aligned.alignment == "depth_from_disparity"
@@ -159,9 +165,9 @@ class CountingModel(OracleModel):
     calls = 0
     weights = "oracle-weights-1"
 
-    def predict(self, rgb):
+    def predict(self, image):
         CountingModel.calls += 1
-        return super().predict(rgb)
+        return super().predict(image)
 
 
 def test_predictions_are_cached_per_model_weights_and_dataset(scenes, tmp_path):
@@ -248,7 +254,8 @@ class ShapeRecordingModel:
     def __init__(self):
         self.shapes = []
 
-    def predict(self, rgb):
+    def predict(self, image):
+        rgb = image.rgb
         self.shapes.append(rgb.shape[:2])
         rows = np.arange(rgb.shape[0], dtype=np.float32)[:, None] + 1.0
         return _Result(np.repeat(rows, rgb.shape[1], axis=1))

@@ -124,3 +124,16 @@ def test_single_channel_3d_array_keeps_its_axis():
     assert out.shape == (10, 12, 1)
     with pytest.raises(ValueError, match="positive"):
         resize_about_principal_point(np.ones((4, 4)), 0.0, (2.0, 2.0))
+
+
+def test_estimator_scale_is_the_label_inverse_at_the_network_size():
+    from depthlens.geometry.camera import Camera
+    from depthlens.models.estimator import canonical_scale
+
+    camera = Camera(500.0, 480.0, 256.0, 192.0, 512, 384)
+    # A 512 x 384 photo run at 128 x 96: the focal lengths shrink by 4.
+    scale = canonical_scale(camera, (384, 512), (96, 128), 1000.0)
+    assert scale == pytest.approx((125.0 + 120.0) / 2 / 1000.0)
+    assert depth_from_canonical(1.0, (125.0, 120.0, 64.0, 48.0)) == pytest.approx(scale)
+    doubled = Camera(1000.0, 960.0, 256.0, 192.0, 512, 384)
+    assert canonical_scale(doubled, (384, 512), (96, 128), 1000.0) == pytest.approx(2 * scale)

@@ -284,3 +284,16 @@ def test_input_size_must_be_a_multiple_of_32() -> None:
         net(torch.zeros(1, 3, 48, 64))
     with pytest.raises(ValueError, match=r"\(B, 3, h, w\)"):
         net(torch.zeros(1, 1, 64, 64))
+
+
+def test_log_output_head_returns_the_exponential_of_the_plain_head() -> None:
+    torch.manual_seed(0)
+    plain = build_network(replace(TINY, non_negative=False)).eval()
+    logged = build_network(replace(TINY, non_negative=False, log_output=True)).eval()
+    logged.load_state_dict(plain.state_dict())  # same parameters: only the activation differs
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(logged(x), torch.exp(plain(x)))
+    with pytest.raises(ValueError, match="exclude each other"):
+        replace(TINY, non_negative=True, log_output=True)
+    assert PRESETS["depthlens-small-metric"] == replace(PRESETS["depthlens-small"], log_output=True)

@@ -262,3 +262,16 @@ def test_dataloader_with_workers_gives_the_same_batches():
         batches.append([b["image"] for b in loader])
     for a, b in zip(*batches, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("transform", ["label", "none"])
+def test_metric_samples_are_canonical_or_raw_depth(transform):
+    source = FakeSource(2.0)
+    no_zoom = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(0.5, 2.0), hflip=False)
+    metric = MetricConfig(enabled=True, focal=1000.0, transform=transform)
+    sample = MixtureDataset([source], [1.0], 0, 16, no_zoom, metric)[0]
+    depth = sample["depth"][sample["valid"]]
+    # The 16 x 20 render is squeezed to 16 x 16: fx shrinks by 16 / 20, fy stays.
+    f = (K[0] * 16 / 20 + K[1]) / 2
+    expected = 2.0 * 1000.0 / f if transform == "label" else 2.0
+    torch.testing.assert_close(depth, torch.full_like(depth, expected), rtol=1e-6, atol=0)

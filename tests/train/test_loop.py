@@ -279,6 +279,35 @@ def test_metric_training_through_the_canonical_camera(tmp_path, synth_folder):
     assert description["kind"] == "metric" and description["canonical_focal"] == 1000.0
 
 
+@pytest.mark.parametrize("transform", ["label", "none"])
+def test_metric_exports_load_as_metric_models(tmp_path, synth_folder, transform):
+    from depthlens.geometry.camera import Camera
+    from depthlens.io.images import Image
+
+    config = tiny(
+        tmp_path,
+        synth_folder,
+        steps=1,
+        bf16=False,
+        export_name="depthlens-small-metric",
+        metric=MetricConfig(enabled=True, focal=1000.0, transform=transform),
+        loss=LossConfig(ssi_trimmed_mae=0.0, gradient_matching=0.0, silog=1.0),
+        model=ModelConfig(log_output=True),
+    )
+    estimator = depthlens.load_model(train(config))
+    assert estimator.kind == "metric"
+    assert estimator.spec.canonical_focal == (1000.0 if transform == "label" else None)
+    rgb = render_batch([7], 64, 80)[0].rgb
+    near, far = (
+        estimator.predict(Image(rgb, Camera(f, f, 40.0, 32.0, 80, 64), "scene")).depth
+        for f in (50.0, 100.0)
+    )
+    assert (near > 0).all()
+    # Canonical depth scales with the focal length (the same picture from twice as far
+    # with a twice longer lens); a model trained on raw depth ignores the camera.
+    np.testing.assert_allclose(far, near * (2.0 if transform == "label" else 1.0), rtol=1e-5)
+
+
 def test_cli_train_with_overrides(tmp_path, synth_folder, capsys):
     from depthlens.cli import main
 

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from depthlens.eval.datasets import Dataset
+from depthlens.eval.datasets import Dataset, EvalItem
 from depthlens.eval.metrics import METRIC_NAMES, SilogVariant, aggregate
 from depthlens.eval.protocol import Alignment, DatasetProtocol, kb_crop_item, prepare_prediction
 from depthlens.eval.published import Published, published_for
 from depthlens.eval.vis import evaluation_panel
+from depthlens.geometry.camera import Camera
 from depthlens.io.depth_files import read_npy, write_bytes, write_npy, write_png
+from depthlens.io.images import Image
 from depthlens.models.estimator import Estimator
 
 # The columns of the printed table, in the papers' usual order.
@@ -107,7 +109,7 @@ def evaluate_dataset(
         if cached is not None and cached.is_file():
             prediction = read_npy(cached)
         else:
-            prediction = estimator.predict(item.rgb).depth
+            prediction = estimator.predict(item_image(item)).depth
             if cached is not None:
                 write_npy(cached, prediction)
         pair = prepare_prediction(prediction, item.depth, item.valid, protocol, chosen, min_pixels)
@@ -139,6 +141,17 @@ def prediction_cache_dir(
     key = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:16]
     label = f"{dataset.kind}-kb" if kb_crop else dataset.kind
     return root / _safe_name(estimator.name) / f"{label}-{key}"
+
+
+def item_image(item: EvalItem) -> Image:
+    """The item's photo with the dataset's camera, so metric models scale by the true
+    focal length (NYU's, a folder's manifest) rather than an assumed one."""
+    camera = None
+    if item.intrinsics is not None:
+        height, width = item.rgb.shape[:2]
+        fx, fy, cx, cy = item.intrinsics
+        camera = Camera(fx, fy, cx, cy, width, height, source="user")
+    return Image(item.rgb, camera, item.name)
 
 
 def _safe_name(name: str) -> str:

@@ -19,6 +19,7 @@ from torch import nn
 
 from depthlens.errors import UsageError
 from depthlens.geometry.camera import Camera
+from depthlens.geometry.canonical import canonical_ratio
 from depthlens.io.images import Image, ImageSource, load_image
 from depthlens.models.spec import DepthKind, InputPolicy, ModelSpec, OutputPolicy
 
@@ -127,6 +128,17 @@ def resize_output(depth: torch.Tensor, size: tuple[int, int], policy: OutputPoli
     return resized.squeeze(1)
 
 
+def canonical_scale(
+    camera: Camera, image_size: tuple[int, int], network_size: tuple[int, int], focal: float
+) -> float:
+    """The factor from a canonical-camera prediction to meters: ``f / f_c`` with ``f``
+    the camera's focal length in network-input pixels (the label variant's inverse,
+    ``geometry/canonical.py``). Sizes are (height, width)."""
+    sy, sx = (n / i for n, i in zip(network_size, image_size, strict=True))
+    scaled = (camera.fx * sx, camera.fy * sy, camera.cx * sx, camera.cy * sy)
+    return 1.0 / canonical_ratio(scaled, focal)
+
+
 def pick_device(device: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; a named device must exist."""
     choice = device.strip().lower()
@@ -231,6 +243,14 @@ class Estimator:
                     depth = resize_output(
                         output[row : row + 1], image.rgb.shape[:2], self.spec.output
                     )
+                    camera = image.camera_or_default
+                    if self.spec.canonical_focal is not None:
+                        depth = depth * canonical_scale(
+                            camera,
+                            image.rgb.shape[:2],
+                            (batch.shape[-2], batch.shape[-1]),
+                            self.spec.canonical_focal,
+                        )
                     depth_np = depth[0].cpu().numpy().astype(np.float32, copy=False)
                     post = time.perf_counter() - start
                     results[index] = DepthResult(
@@ -238,7 +258,7 @@ class Estimator:
                         kind=self.spec.kind,
                         model=self.spec.name,
                         source=image.source,
-                        camera=image.camera_or_default,
+                        camera=camera,
                         timings={"preprocess": prep, "forward": forward, "postprocess": post},
                     )
         return [result for result in results if result is not None]

@@ -131,7 +131,9 @@ class MidasSmallConfig:
 
     Decoder (isl-org/MiDaS: midas/midas_net_custom.py): level ``i`` is projected to
     ``features * 2**i`` channels when ``expand`` (else ``features``); ``head_channels`` is
-    the width before the final 1x1 conv; ``non_negative`` adds the final ReLU.
+    the width before the final 1x1 conv; ``non_negative`` adds the final ReLU;
+    ``log_output`` reads the final conv as log depth and returns its exponential, a
+    positive depth whose logarithm (the quantity SILog compares) is the conv itself.
     """
 
     stages: tuple[StageDef, ...] = EFFICIENTNET_LITE_STAGES
@@ -146,8 +148,11 @@ class MidasSmallConfig:
     expand: bool = True
     head_channels: int = 32
     non_negative: bool = True
+    log_output: bool = False
 
     def __post_init__(self) -> None:
+        if self.non_negative and self.log_output:
+            raise ValueError("non_negative and log_output exclude each other (exp is positive).")
         ends = self.level_ends
         if not 0 < ends[0] < ends[1] < ends[2] < ends[3] == len(self.stages):
             raise ValueError(
@@ -214,6 +219,9 @@ PRESETS: dict[str, MidasSmallConfig] = {
     # half-width decoder, 5.9 M parameters, trained on the synthetic engine. No final ReLU:
     # it learns affine-invariant inverse depth, where a clamp would only kill gradients.
     "depthlens-small": MidasSmallConfig(features=32, non_negative=False),
+    # The same network trained for metric depth at a canonical camera: the head predicts
+    # log depth (configs/metric-canonical.yaml).
+    "depthlens-small-metric": MidasSmallConfig(features=32, non_negative=False, log_output=True),
 }
 
 
@@ -445,12 +453,13 @@ class MidasDecoder(nn.Module):
 class DepthHead(nn.Module):
     """3x3 conv to features/2, x2 bilinear (align_corners=False), 3x3 conv + ReLU, 1x1 conv
     to one channel, ReLU if ``non_negative`` (isl-org/MiDaS: midas/midas_net_custom.py,
-    ``scratch.output_conv``). (B, features, h / 2, w / 2) -> (B, h, w)."""
+    ``scratch.output_conv``), exp if ``log_output``. (B, features, h / 2, w / 2) -> (B, h, w)."""
 
     def __init__(self, config: MidasSmallConfig) -> None:
         super().__init__()
         half = config.features // 2
         self.non_negative = config.non_negative
+        self.log_output = config.log_output
         self.reduce = nn.Conv2d(config.features, half, 3, padding=1)
         self.refine = nn.Conv2d(half, config.head_channels, 3, padding=1)
         self.predict = nn.Conv2d(config.head_channels, 1, 1)
@@ -461,6 +470,8 @@ class DepthHead(nn.Module):
         x = self.predict(F.relu(self.refine(x)))
         if self.non_negative:
             x = F.relu(x)
+        elif self.log_output:
+            x = torch.exp(x)
         return x.squeeze(1)
 
 

@@ -19,6 +19,8 @@ Preprocessing constants come from each family's official inference code:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from depthlens.errors import UnknownModelError
 from depthlens.models.spec import (
     IMAGENET_MEAN,
@@ -29,6 +31,8 @@ from depthlens.models.spec import (
     WeightSource,
 )
 
+# The network input side depthlens-small-metric was trained at (configs/metric-canonical.yaml).
+METRIC_SMALL_SIZE = 128
 MIDAS_SMALL_INPUT = InputPolicy(
     size=(256, 256),
     method="upper_bound",
@@ -137,7 +141,23 @@ def _bundled_rows() -> list[ModelSpec]:
             weights=WeightSource(bundled="depthlens-small.safetensors"),
             licence="MIT",
             params_millions=5.9,
-        )
+        ),
+        ModelSpec(
+            name="depthlens-small-metric",
+            family="midas_small",
+            variant="depthlens-small-metric",
+            description="depthlens-small trained for metric depth at a canonical camera "
+            "(f = 1000 px) on depthlens' synthetic scenes",
+            # Trained on whole 256 px renders shrunk to the network size (configs/
+            # metric-canonical.yaml), so it runs at that size.
+            input=replace(MIDAS_SMALL_INPUT, size=(METRIC_SMALL_SIZE, METRIC_SMALL_SIZE)),
+            output=MIDAS_OUTPUT,
+            kind="metric",
+            weights=WeightSource(bundled="depthlens-small-metric.safetensors"),
+            licence="MIT",
+            params_millions=5.9,
+            canonical_focal=1000.0,
+        ),
     ]
 
 
@@ -264,6 +284,21 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownModelError(
             f"Unknown model '{name}': choose one of {names}, or pass a path to weights."
         ) from None
+
+
+def spec_for_export(description: dict[str, object]) -> ModelSpec:
+    """The zoo row a converted or trained folder's ``depthlens.json`` names, with what
+    its training says the output means: a metric run of a relative row's network is
+    metric, and its canonical focal length (None: trained on raw depth) is the run's."""
+    spec = get_spec(str(description["model"]))
+    if description.get("kind") not in ("metric", "relative_inverse"):
+        return spec
+    focal = description.get("canonical_focal")
+    return replace(
+        spec,
+        kind=description["kind"],  # type: ignore[arg-type]
+        canonical_focal=float(focal) if isinstance(focal, int | float) else None,
+    )
 
 
 def spec_for_official_file(filename: str) -> ModelSpec | None:

@@ -77,3 +77,7 @@ class ModelSpec:
     weights: WeightSource
     licence: str
     params_millions: float
+    # Metric models trained at a canonical camera (Metric3D's idea) predict the depth
+    # that camera would see; the estimator multiplies it by fx / canonical_focal, with
+    # fx the image's focal length in network-input pixels.
+    canonical_focal: float | None = None

@@ -35,7 +35,8 @@ class ModelConfig:
 
     The defaults are the zoo's ``depthlens-small`` preset (EfficientNet-Lite0 encoder,
     half-width decoder, no final ReLU: affine-invariant targets can be negative after
-    the shift, and a clamp would only kill gradients).
+    the shift, and a clamp would only kill gradients). ``log_output`` makes the head
+    predict log depth (metric training; the zoo's ``depthlens-small-metric`` preset).
     """
 
     channel_multiplier: float = 1.0
@@ -44,6 +45,7 @@ class ModelConfig:
     head_channels: int = 32
     expand: bool = True
     non_negative: bool = False
+    log_output: bool = False
 
     def network_config(self) -> MidasSmallConfig:
         """The full network config these fields describe."""
@@ -54,6 +56,7 @@ class ModelConfig:
             head_channels=self.head_channels,
             expand=self.expand,
             non_negative=self.non_negative,
+            log_output=self.log_output,
         )
 
 
@@ -176,11 +179,18 @@ class MetricConfig:
     Off by default: the bundled model learns relative inverse depth. When on, every
     sample is moved to a camera of focal length ``focal`` pixels, by scaling the depth
     label (``transform: label``) or resizing the image (``transform: image``).
+    ``transform: none`` trains on the depth as it is, ignoring the camera: the baseline
+    the canonical camera is measured against (BENCHMARKS.md).
     """
 
     enabled: bool = False
     focal: float = 1000.0
-    transform: Literal["label", "image"] = "label"
+    transform: Literal["label", "image", "none"] = "label"
+
+    @property
+    def canonical(self) -> bool:
+        """Whether samples are moved to the canonical camera."""
+        return self.enabled and self.transform != "none"
 
 
 @dataclass(frozen=True)

@@ -415,7 +415,7 @@ class MixtureDataset(Dataset[dict[str, torch.Tensor]]):
         rng = np.random.default_rng([self.seed, index, 1])
         raw = self.sources[source].load(rng)
         raw = augment(raw, rng, self.augment_config, self.size)
-        if self.metric.enabled:
+        if self.metric.canonical:
             raw = to_canonical(raw, self.metric)
         return to_tensors(raw, source, self.invalid_is_far[source])
 

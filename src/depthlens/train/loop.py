@@ -481,7 +481,7 @@ def export_bundled(
         "kind": "metric" if config.metric.enabled else "relative_inverse",
         "network": _network_config_dict(network_config),
         "input_size": config.input_size,
-        "canonical_focal": config.metric.focal if config.metric.enabled else None,
+        "canonical_focal": config.metric.focal if config.metric.canonical else None,
         "trained_steps": config.steps,
         "ema": config.ema_decay is not None,
     }
