@@ -1,0 +1,154 @@
+"""Every effect behind one call, so the CLI, the web API and video conversion run the
+same code with the same settings.
+
+``render_still`` makes one image (bokeh, stereo, obstacle, or a parallax frame) and a
+JSON-ready report; ``parallax_animation`` yields the frames of the 3D-photo clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from depthlens.effects.bokeh import lens_blur
+from depthlens.effects.obstacle import annotate_obstacles, find_obstacles
+from depthlens.effects.parallax import CAMERA_PATHS, camera_path, parallax_frames, render_view
+from depthlens.effects.stereo import STEREO_LAYOUTS, stereo_image
+from depthlens.errors import UsageError
+from depthlens.models.spec import DepthKind
+
+EFFECTS = ("bokeh", "parallax", "stereo", "obstacle")
+
+
+@dataclass(frozen=True)
+class EffectSettings:
+    """The knobs of all effects; each effect reads its own.
+
+    bokeh: ``focus_point`` (x, y) in pixels or ``focus_depth`` (the map's units), else
+    the subject at the centre; ``aperture`` is the largest blur radius in pixels.
+    parallax: camera ``path`` (``CAMERA_PATHS``), ``frames`` per loop, ``amplitude`` of
+    the motion and ``strength`` (camera travel as a fraction of the nearest depth).
+    stereo: ``layout`` (``STEREO_LAYOUTS``) and ``baseline`` (largest disparity as a
+    fraction of the width). obstacle: ``threshold`` in meters for metric depth, in
+    nearness (0 far .. 1 near) for relative depth; None takes the default.
+    """
+
+    focus_point: tuple[int, int] | None = None
+    focus_depth: float | None = None
+    aperture: float = 12.0
+    path: str = "circle"
+    frames: int = 60
+    amplitude: float = 1.0
+    strength: float = 0.05
+    layout: str = "side-by-side"
+    baseline: float = 0.03
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.path not in CAMERA_PATHS:
+            raise UsageError(
+                f"Unknown camera path '{self.path}': choose from {', '.join(CAMERA_PATHS)}."
+            )
+        if self.layout not in STEREO_LAYOUTS:
+            raise UsageError(
+                f"Unknown stereo layout '{self.layout}': choose from {', '.join(STEREO_LAYOUTS)}."
+            )
+        if self.frames < 1:
+            raise UsageError(f"A clip needs at least 1 frame, not {self.frames}.")
+        if not self.aperture >= 0 or not self.baseline >= 0 or not self.strength >= 0:
+            raise UsageError("The aperture, baseline and strength cannot be negative.")
+        if self.threshold is not None and not self.threshold > 0:
+            raise UsageError(f"The obstacle threshold must be positive, not {self.threshold}.")
+
+
+@dataclass(frozen=True)
+class StillEffect:
+    """One rendered image (H', W', 3) uint8 and what the effect reports about it."""
+
+    image: np.ndarray
+    report: dict[str, object] = field(default_factory=dict)
+
+
+def render_still(
+    name: str,
+    rgb: np.ndarray,
+    depth: np.ndarray,
+    kind: DepthKind,
+    settings: EffectSettings,
+    frame: int = 0,
+) -> StillEffect:
+    """Effect ``name`` on one photo and its depth map. For ``parallax`` this is frame
+    ``frame`` of the clip (a video converted frame by frame moves along the path).
+
+    Settings an effect cannot use (a focus point outside the photo, say) raise a
+    UsageError with the effect's own sentence.
+    """
+    if name not in EFFECTS:
+        raise UsageError(f"Unknown effect '{name}': choose from {', '.join(EFFECTS)}.")
+    try:
+        return _render(name, rgb, depth, kind, settings, frame)
+    except ValueError as exc:
+        raise UsageError(_sentence(exc)) from None
+
+
+def _render(
+    name: str,
+    rgb: np.ndarray,
+    depth: np.ndarray,
+    kind: DepthKind,
+    settings: EffectSettings,
+    frame: int,
+) -> StillEffect:
+    if name == "bokeh":
+        blurred = lens_blur(
+            rgb,
+            depth,
+            kind,
+            focus_point=settings.focus_point,
+            focus_depth=settings.focus_depth,
+            aperture=settings.aperture,
+        )
+        report: dict[str, object] = {
+            "focus_nearness": blurred.focus_nearness,
+            "focus_point": list(blurred.focus_point) if blurred.focus_point else None,
+            "aperture_px": blurred.max_radius,
+        }
+        return StillEffect(blurred.image, report)
+    if name == "stereo":
+        image = stereo_image(rgb, depth, kind, settings.layout, settings.baseline)
+        return StillEffect(image, {"layout": settings.layout, "baseline": settings.baseline})
+    if name == "obstacle":
+        found, mask = find_obstacles(depth, kind, settings.threshold)
+        return StillEffect(annotate_obstacles(rgb, mask, found), found.to_json())
+    motions = camera_path(settings.path, settings.frames, settings.amplitude)
+    index = frame % len(motions)
+    image = render_view(rgb, depth, kind, motions[index], settings.strength)
+    return StillEffect(image, {"path": settings.path, "frame": index})
+
+
+def parallax_animation(
+    rgb: np.ndarray, depth: np.ndarray, kind: DepthKind, settings: EffectSettings
+) -> Iterator[np.ndarray]:
+    """The frames of one loop of the 3D-photo clip along ``settings.path``."""
+    try:
+        return parallax_frames(
+            rgb,
+            depth,
+            kind,
+            path=settings.path,
+            frames=settings.frames,
+            amplitude=settings.amplitude,
+            strength=settings.strength,
+        )
+    except ValueError as exc:
+        raise UsageError(_sentence(exc)) from None
+
+
+def _sentence(exc: ValueError) -> str:
+    """The effects' ValueError text as a user-facing sentence (capital, full stop)."""
+    text = str(exc).strip().rstrip(".")
+    if "_" in text.split(" ", 1)[0]:  # starts with a parameter name: keep its spelling
+        return f"The {text}."
+    return f"{text[:1].upper()}{text[1:]}."
