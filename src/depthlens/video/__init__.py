@@ -1,0 +1,8 @@
+"""Depth for videos: temporal stabilisation of per-frame predictions (``stabilize``)
+and streaming prediction over a video file (``stream``). Reading and writing video
+files lives in ``depthlens.io.video``."""
+
+from depthlens.video.stabilize import DepthStabilizer, flicker
+from depthlens.video.stream import VideoDepthOutputs, map_video, predict_video
+
+__all__ = ["DepthStabilizer", "VideoDepthOutputs", "flicker", "map_video", "predict_video"]

@@ -1,0 +1,468 @@
+"""Depth for every frame of a video, streamed: read a batch, predict, stabilise, write.
+
+``predict_video`` never holds more than one batch of frames (and, for NPZ output, one
+chunk of depth maps), whatever the video's length. ``map_video`` is the same stream
+for any frame → frame function (stereo or parallax renderings of a video).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal, Protocol
+
+import cv2
+import numpy as np
+
+from depthlens.errors import OutputError, UsageError
+from depthlens.geometry.camera import Camera
+from depthlens.io.depth_files import DEPTH_UNITS, atomic_write, write_bytes, write_sidecar
+from depthlens.io.images import Image
+from depthlens.io.video import VideoError, VideoReader, VideoWriter
+from depthlens.models.spec import DepthKind
+from depthlens.video.stabilize import DEFAULT_MOTION_THRESHOLD, DepthStabilizer
+from depthlens.viz.colormaps import COLORMAPS, colorize
+
+__all__ = ["DEFAULT_FPS", "DepthPredictor", "VideoDepthOutputs", "map_video", "predict_video"]
+
+Progress = Callable[[int, int | None], None]
+
+# The frame rate written when a video states none (and none can be derived).
+DEFAULT_FPS = 30.0
+
+PNG16_MAX = 65535
+
+# The colour range of the depth video: the 2nd and 98th percentiles (as the MiDaS
+# and Depth Anything demos clip) of the first batch, then moved 2 % of the way
+# towards each new frame's percentiles: a time constant of 50 frames (2 s at 25 fps),
+# slow enough that the colours of a still scene hold, fast enough to follow a pan.
+_COLOUR_PERCENTILES = (2.0, 98.0)
+_COLOUR_RATE = 0.02
+# Percentiles are taken on an even grid of at most this many pixels per frame.
+_COLOUR_SAMPLES = 16_384
+
+# The 16-bit PNG steps metric depth may be stored in (meters per unit): the first that
+# keeps twice the first batch's farthest depth within 65535 units. 1 mm covers 65 m.
+_METRIC_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+class _HasDepth(Protocol):
+    @property
+    def depth(self) -> np.ndarray: ...
+
+
+class DepthPredictor(Protocol):
+    """What ``predict_video`` needs of a model: an ``Estimator`` or a stand-in."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> DepthKind: ...
+
+    def predict_images(self, images: Sequence[Image], batch_size: int = ...) -> Sequence[_HasDepth]:
+        """(H, W) float32 depth per image, in order (see ``Estimator.predict_images``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class VideoDepthOutputs:
+    """What ``predict_video`` wrote.
+
+    ``colour``: the colourised depth video; ``lossless``: the folder of 16-bit PNG
+    frames, or the first NPZ chunk (the sidecar lists them all), or None;
+    ``sidecar``: the JSON that says how to read them; ``frames``: frames processed;
+    ``fps``: the frame rate written; ``seconds``: wall time of the whole call.
+    """
+
+    colour: Path
+    lossless: Path | None
+    sidecar: Path
+    frames: int
+    fps: float
+    seconds: float
+
+
+def predict_video(
+    estimator: DepthPredictor,
+    video: str | Path,
+    out_dir: str | Path,
+    *,
+    stabilize: bool = True,
+    smoothing: float = 0.0,
+    lossless: Literal["png16", "npz", "none"] = "png16",
+    chunk_frames: int = 100,
+    colormap: str = "inferno",
+    batch_size: int = 4,
+    camera: Camera | None = None,
+    on_progress: Progress | None = None,
+) -> VideoDepthOutputs:
+    """Predict the depth of every frame of ``video`` and write it to ``out_dir``.
+
+    Frames are read ``batch_size`` at a time, predicted together with
+    ``estimator.predict_images``, stabilised (``DepthStabilizer(kind, smoothing)``,
+    unless ``stabilize`` is False) and written before the next batch is read. With
+    ``NAME`` the video's file stem, ``out_dir`` receives:
+
+    - ``NAME-depth.mp4``: the depth as an H.264 colour video (``colormap``, nearer =
+      brighter for both kinds, odd sizes padded as ``VideoWriter`` says), at the
+      input's frame rate (``DEFAULT_FPS`` if it states none). Its colour range must
+      not flicker itself, so it is not per frame: it starts at the 2nd-98th
+      percentiles of the first batch's depth (meters for metric, disparity for
+      relative) and then moves 2 % of the way to each new frame's percentiles.
+    - ``lossless="png16"``: ``NAME-depth/000000.png``, … one 16-bit grey PNG per frame,
+      all on one fixed scale so the frames compare: ``depth = offset + scale · value``
+      for ``value`` ≥ 1, and 0 where the depth is not finite. Metric depth: ``offset``
+      0 and ``scale`` the first of 1, 2, 5 mm, 1, 2, 5 cm, … that holds twice the
+      first batch's farthest depth (indoors: millimetres). Relative: the first batch's
+      value range ``[lo, hi]`` widened by its width on both sides, ``[lo − w, hi + w]``,
+      spread over 1..65535 (error at most ``scale / 2``, 2.3e-5 of ``w``). Values off
+      the scale are clipped to it and counted (``clipped_pixels`` in the sidecar).
+    - ``lossless="npz"``: ``NAME-depth-chunk0000.npz``, … each with ``depth``,
+      ``(n, H, W)`` float32 exactly as predicted (and stabilised), and ``frame_index``,
+      ``(n,)`` int64, for up to ``chunk_frames`` frames. One chunk is held in memory:
+      ``chunk_frames · H · W · 4`` bytes (100 full-HD frames: 830 MB).
+    - ``NAME-depth.json``: the sidecar (model, kind, units, size, fps, frame count,
+      how to decode the lossless files, the colour range, the stabilisation used).
+
+    A video that cannot be read raises ``VideoError`` before anything is written.
+    Lossless files are written into a hidden folder in ``out_dir`` and moved into
+    place at the end (an earlier ``NAME-depth/`` is replaced); if anything fails
+    midway, that folder and the unfinished colour video are deleted. Stale NPZ chunks
+    of an earlier, longer run are removed. ``camera`` (the frames' intrinsics) is what
+    a metric model scales by; without it each frame gets ``Camera.default``.
+    ``on_progress(frames_done, total)`` is
+    called after each batch; ``total`` is None when the file does not say.
+    """
+    started = time.perf_counter()
+    _check_options(lossless, colormap, chunk_frames, batch_size)
+    stabilizer = DepthStabilizer(estimator.kind, smoothing) if stabilize else None
+    source = Path(video)
+    with VideoReader(source) as reader:
+        info = reader.info
+        if info.frame_count == 0:
+            raise VideoError(f"{source} holds no video frames.")
+        fps = info.fps if info.fps > 0 else DEFAULT_FPS
+        out = Path(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"Cannot write to {out}: {err.strerror or err}.") from err
+        name = f"{source.stem}-depth"
+        staging = out / f".{name}.{secrets.token_hex(4)}.tmp"
+        sink = _LosslessSink(lossless, estimator.kind, staging, name, chunk_frames)
+        try:
+            with VideoWriter(out / f"{name}.mp4", fps) as colour:
+                frames, colour_range = _stream(
+                    estimator,
+                    reader,
+                    source,
+                    stabilizer,
+                    sink,
+                    colour,
+                    colormap,
+                    batch_size,
+                    on_progress,
+                    camera,
+                )
+            lossless_path, lossless_info = sink.finish(out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    info_json: dict[str, object] = {
+        "source": str(source),
+        "model": estimator.name,
+        "kind": estimator.kind,
+        "units": DEPTH_UNITS[estimator.kind],
+        "width": info.width,
+        "height": info.height,
+        "fps": fps,
+        "frame_count": frames,
+        "colour_video": {
+            "file": f"{name}.mp4",
+            "colormap": colormap,
+            "nearer": "brighter",
+            "range": "2nd-98th percentiles of the first batch, then moved 2 % of the way "
+            "to each frame's percentiles",
+            "first_range": list(colour_range),
+            "padded_to_even": bool(info.width % 2 or info.height % 2),
+        },
+        "lossless": lossless_info,
+        "camera": camera.as_dict() if camera is not None else None,
+        "stabilization": {
+            "enabled": stabilizer is not None,
+            "smoothing": smoothing if stabilizer is not None else None,
+            "motion_threshold": DEFAULT_MOTION_THRESHOLD if stabilizer is not None else None,
+            "method": (
+                "scale and shift (relative) or scale (metric) per frame, fitted to the "
+                "previous stabilised frame on pixels whose colour did not change"
+            ),
+        },
+    }
+    sidecar = out / f"{name}.json"
+    info_json["seconds"] = round(time.perf_counter() - started, 3)
+    write_sidecar(sidecar, info_json)
+    return VideoDepthOutputs(
+        colour=out / f"{name}.mp4",
+        lossless=lossless_path,
+        sidecar=sidecar,
+        frames=frames,
+        fps=fps,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _check_options(lossless: str, colormap: str, chunk_frames: int, batch_size: int) -> None:
+    if lossless not in ("png16", "npz", "none"):
+        raise UsageError(f"Unknown lossless format '{lossless}': use png16, npz or none.")
+    if colormap not in COLORMAPS:
+        raise UsageError(f"Unknown colormap '{colormap}': use one of {', '.join(COLORMAPS)}.")
+    if chunk_frames < 1:
+        raise UsageError(f"chunk_frames must be at least 1, not {chunk_frames}.")
+    if batch_size < 1:
+        raise UsageError(f"The batch size must be at least 1, not {batch_size}.")
+
+
+def _stream(
+    estimator: DepthPredictor,
+    reader: VideoReader,
+    source: Path,
+    stabilizer: DepthStabilizer | None,
+    sink: _LosslessSink,
+    colour: VideoWriter,
+    colormap: str,
+    batch_size: int,
+    on_progress: Progress | None,
+    camera: Camera | None = None,
+) -> tuple[int, tuple[float, float]]:
+    """Run the batches; the frames done and the first colour range ``(near, far)``."""
+    kind = estimator.kind
+    done = 0
+    colour_range: _ColourRange | None = None
+    first_range = (0.0, 0.0)
+    for batch in _batches(iter(reader), batch_size):
+        images = [
+            Image(rgb=frame, camera=camera, source=f"{source}#frame{done + i}")
+            for i, frame in enumerate(batch)
+        ]
+        results = estimator.predict_images(images, batch_size)
+        depths = [np.asarray(result.depth, dtype=np.float32) for result in results]
+        if stabilizer is not None:
+            depths = [stabilizer(depth, frame) for depth, frame in zip(depths, batch, strict=True)]
+        if colour_range is None:
+            colour_range = _ColourRange(kind, depths)
+            first_range = (colour_range.low, colour_range.high)
+            sink.start(depths)
+        for depth in depths:
+            colour.write(colour_range.colorize(depth, colormap))
+            sink.add(depth, done)
+            done += 1
+        if on_progress is not None:
+            on_progress(done, reader.info.frame_count)
+    if done == 0:
+        raise VideoError(f"{source} holds no video frames.")
+    return done, first_range
+
+
+def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    while batch := list(itertools.islice(frames, size)):
+        yield batch
+
+
+def _sample(depth: np.ndarray) -> np.ndarray:
+    """The finite values on an even grid of at most ``_COLOUR_SAMPLES`` pixels."""
+    step = max(1, int(np.sqrt(depth.size / _COLOUR_SAMPLES)))
+    values = depth[::step, ::step]
+    return values[np.isfinite(values)]
+
+
+class _ColourRange:
+    """The slowly moving value range that ``colorize`` maps onto the colour table."""
+
+    def __init__(self, kind: DepthKind, first: Sequence[np.ndarray]) -> None:
+        self.kind = kind
+        values = np.concatenate([_sample(depth) for depth in first])
+        self.low, self.high = self._percentiles(values) if values.size else (0.0, 1.0)
+        self._first = len(first)
+
+    @staticmethod
+    def _percentiles(values: np.ndarray) -> tuple[float, float]:
+        low, high = (float(v) for v in np.percentile(values, _COLOUR_PERCENTILES))
+        return low, high
+
+    def colorize(self, depth: np.ndarray, colormap: str) -> np.ndarray:
+        """(H, W, 3) uint8; updates the range first, except on the first batch's frames."""
+        if self._first > 0:
+            self._first -= 1
+        else:
+            values = _sample(depth)
+            if values.size:
+                low, high = self._percentiles(values)
+                self.low += _COLOUR_RATE * (low - self.low)
+                self.high += _COLOUR_RATE * (high - self.high)
+        if self.kind == "metric":  # nearer = brighter: reversed map, near at the top
+            return colorize(depth, colormap, vmin=self.high, vmax=self.low)
+        return colorize(depth, colormap, vmin=self.low, vmax=self.high)
+
+
+class _LosslessSink:
+    """Writes the lossless depth of each frame into the staging folder."""
+
+    def __init__(
+        self, fmt: str, kind: DepthKind, staging: Path, name: str, chunk_frames: int
+    ) -> None:
+        self.fmt, self.kind, self.staging, self.name = fmt, kind, staging, name
+        self.chunk_frames = chunk_frames
+        self.offset = 0.0
+        self.scale = 1.0
+        self.clipped = 0
+        self._chunk: np.ndarray | None = None
+        self._chunk_used = 0
+        self._chunk_start = 0
+        self._chunks: list[str] = []
+
+    def start(self, first: Sequence[np.ndarray]) -> None:
+        """Fix the PNG scale from the first batch; create the staging folder."""
+        if self.fmt == "none":
+            return
+        try:
+            self.staging.mkdir()
+        except OSError as err:
+            raise OutputError(f"Cannot write to {self.staging.parent}: {err.strerror}.") from err
+        if self.fmt != "png16":
+            return
+        values = np.concatenate([depth[np.isfinite(depth)].ravel() for depth in first])
+        if self.kind == "metric":
+            farthest = float(values.max()) if values.size else 0.0
+            fitting = [s for s in _METRIC_STEPS if s * PNG16_MAX >= 2 * farthest]
+            self.offset, self.scale = (
+                0.0,
+                fitting[0] if fitting else float(2 * farthest / PNG16_MAX),
+            )
+            return
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+        width = high - low if high > low else max(abs(high), 1e-6)
+        self.scale = 3 * width / (PNG16_MAX - 1)
+        self.offset = low - width - self.scale  # low - width is value 1, the first valid one
+
+    def add(self, depth: np.ndarray, index: int) -> None:
+        if self.fmt == "png16":
+            write_bytes(self.staging / f"{index:06d}.png", self._encode_png(depth))
+        elif self.fmt == "npz":
+            if self._chunk is None:
+                self._chunk = np.empty((self.chunk_frames, *depth.shape), np.float32)
+                self._chunk_start = index
+            self._chunk[self._chunk_used] = depth
+            self._chunk_used += 1
+            if self._chunk_used == self.chunk_frames:
+                self._flush()
+
+    def _encode_png(self, depth: np.ndarray) -> bytes:
+        finite = np.isfinite(depth)
+        with np.errstate(invalid="ignore"):
+            units = np.rint((depth.astype(np.float64) - self.offset) / self.scale)
+        off_scale = finite & ((units < 1) | (units > PNG16_MAX))
+        self.clipped += int(off_scale.sum())
+        values = np.where(finite, np.clip(np.nan_to_num(units), 1, PNG16_MAX), 0)
+        ok, encoded = cv2.imencode(".png", values.astype(np.uint16))
+        if not ok:
+            raise OutputError(f"Cannot encode a {depth.shape[1]}×{depth.shape[0]} 16-bit PNG.")
+        return encoded.tobytes()
+
+    def _flush(self) -> None:
+        """Write the chunk held so far as the next NPZ file and start a new one."""
+        if self._chunk is None or self._chunk_used == 0:
+            return
+        depth = self._chunk[: self._chunk_used]
+        index = np.arange(self._chunk_start, self._chunk_start + self._chunk_used, dtype=np.int64)
+        name = f"{self.name}-chunk{len(self._chunks):04d}.npz"
+
+        def save(file: BinaryIO) -> None:
+            np.savez(file, depth=depth, frame_index=index)
+
+        atomic_write(self.staging / name, save)
+        self._chunks.append(name)
+        self._chunk_start += self._chunk_used
+        self._chunk_used = 0
+
+    def finish(self, out: Path) -> tuple[Path | None, dict[str, object] | None]:
+        """Move the files into ``out``; the path to report and the sidecar's entry."""
+        if self.fmt == "none":
+            return None, None
+        try:
+            if self.fmt == "png16":
+                return self._finish_png(out)
+            return self._finish_npz(out)
+        except OSError as err:
+            raise OutputError(f"Cannot write to {out}: {err.strerror or err}.") from err
+
+    def _finish_png(self, out: Path) -> tuple[Path, dict[str, object]]:
+        target = out / self.name
+        if target.exists():
+            old = out / f".{self.name}.{secrets.token_hex(4)}.old"
+            os.replace(target, old)
+            os.replace(self.staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.staging, target)
+        return target, {
+            "format": "png16",
+            "folder": self.name,
+            "files": "%06d.png, one per frame, numbered from 0",
+            "decode": "depth = offset + scale * value where value >= 1; value 0: no depth",
+            "offset": self.offset,
+            "scale": self.scale,
+            "clipped_pixels": self.clipped,
+        }
+
+    def _finish_npz(self, out: Path) -> tuple[Path, dict[str, object]]:
+        self._flush()
+        for name in self._chunks:
+            os.replace(self.staging / name, out / name)
+        for stale in out.glob(f"{self.name}-chunk*.npz"):
+            if stale.name not in self._chunks and stale.stem[-4:].isdigit():
+                stale.unlink()
+        return out / self._chunks[0], {
+            "format": "npz",
+            "files": self._chunks,
+            "chunk_frames": self.chunk_frames,
+            "decode": "depth: (n, H, W) float32 as predicted; frame_index: (n,) int64",
+        }
+
+
+def map_video(
+    video: str | Path,
+    out_path: str | Path,
+    per_frame: Callable[[np.ndarray, int], np.ndarray],
+    *,
+    fps: float | None = None,
+    on_progress: Progress | None = None,
+) -> int:
+    """Write ``per_frame(frame, index)`` of every frame of ``video`` to ``out_path``.
+
+    Frames stream through one at a time: ``per_frame`` gets an (H, W, 3) uint8 RGB
+    frame and its index from 0, and returns an (H', W', 3) uint8 RGB frame (any size,
+    the same for all frames). The video is written at ``fps``, by default the
+    input's rate (``DEFAULT_FPS`` if it states none), in the format ``out_path``'s
+    suffix asks for (see ``VideoWriter``). Returns the number of frames written.
+    A bad input raises ``VideoError`` before anything is written, and any failure
+    midway (in ``per_frame`` too) leaves no file at ``out_path``.
+    ``on_progress(frames_done, total)`` is called after each frame.
+    """
+    source = Path(video)
+    with VideoReader(source) as reader:
+        rate = fps if fps is not None else (reader.info.fps or DEFAULT_FPS)
+        with VideoWriter(out_path, rate) as writer:
+            for index, frame in enumerate(reader):
+                writer.write(per_frame(frame, index))
+                if on_progress is not None:
+                    on_progress(index + 1, reader.info.frame_count)
+            if writer.frames == 0:
+                raise VideoError(f"{source} holds no video frames.")
+    return writer.frames
