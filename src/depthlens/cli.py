@@ -6,6 +6,8 @@ code (1: some inputs failed; 2: bad model, weights or arguments).
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import sys
 import time
@@ -26,6 +28,7 @@ from depthlens.errors import DepthlensError, ImageError, OutputError, UsageError
 from depthlens.geometry.camera import Camera
 from depthlens.io.depth_files import (
     depth_sidecar,
+    write_bytes,
     write_npy,
     write_pfm,
     write_png,
@@ -55,6 +58,20 @@ DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 MaxMegapixelsOption = Annotated[
     float, typer.Option(min=0.01, help="Refuse larger images (decompression bombs).")
 ]
+FxOption = Annotated[
+    float | None, typer.Option("--fx", help="Focal length in pixels (overrides EXIF).")
+]
+FyOption = Annotated[float | None, typer.Option("--fy", help="Vertical focal; default --fx.")]
+CxOption = Annotated[
+    float | None, typer.Option("--cx", help="Principal point x; default the centre.")
+]
+CyOption = Annotated[
+    float | None, typer.Option("--cy", help="Principal point y; default the centre.")
+]
+FovOption = Annotated[
+    float | None,
+    typer.Option("--fov", help="Horizontal field of view in degrees (instead of --fx)."),
+]
 
 OUTPUT_FORMATS = ("color", "png16", "pfm", "npy", "ply", "mesh")
 # 3D outputs, written by write_geometry from the depth and the camera.
@@ -71,6 +88,7 @@ SUFFIXES = {
 }
 # The frame of the 3D outputs, as the sidecar states it.
 CAMERA_FRAME = "camera: x right, y down, z forward (OpenCV)"
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg")  # what depthlens effect writes a photo's result as
 
 
 def _parse_formats(text: str) -> list[str]:
@@ -248,9 +266,13 @@ def _progress_bar(label: str, with_rate: bool = True) -> Progress:
 
 
 class _RateColumn(ProgressColumn):
+    def __init__(self, unit: str = "img/s") -> None:
+        super().__init__()
+        self.unit = unit
+
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:.2f} img/s" if speed else "-- img/s")
+        return Text(f"{speed:.2f} {self.unit}" if speed else f"-- {self.unit}")
 
 
 @dataclass
@@ -282,20 +304,11 @@ def predict(
     batch_size: BatchSizeOption = 4,
     device: DeviceOption = "auto",
     max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
-    fx: Annotated[
-        float | None, typer.Option("--fx", help="Focal length in pixels (overrides EXIF).")
-    ] = None,
-    fy: Annotated[float | None, typer.Option("--fy", help="Vertical focal; default --fx.")] = None,
-    cx: Annotated[
-        float | None, typer.Option("--cx", help="Principal point x; default the centre.")
-    ] = None,
-    cy: Annotated[
-        float | None, typer.Option("--cy", help="Principal point y; default the centre.")
-    ] = None,
-    fov: Annotated[
-        float | None,
-        typer.Option("--fov", help="Horizontal field of view in degrees (instead of --fx)."),
-    ] = None,
+    fx: FxOption = None,
+    fy: FyOption = None,
+    cx: CxOption = None,
+    cy: CyOption = None,
+    fov: FovOption = None,
     max_depth: Annotated[
         float | None,
         typer.Option(help="ply/mesh: drop points farther than this (sky)."),
@@ -313,6 +326,16 @@ def predict(
             help="CSV/NPY of u, v, depth_m points: fit the output to them, in meters.",
         ),
     ] = None,
+    stabilize: Annotated[
+        bool, typer.Option(help="Video: remove the model's frame-to-frame depth jitter.")
+    ] = True,
+    smoothing: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.99, help="Video: average static pixels over time (0: off)."),
+    ] = 0.0,
+    lossless: Annotated[
+        str, typer.Option(help="Video depth files: png16 (frames), npz (chunks) or none.")
+    ] = "png16",
 ) -> None:
     """Predict depth for images and write colour heatmaps and depth files under OUTPUT.
 
@@ -320,12 +343,20 @@ def predict(
     camera used (from --fx/--fov, else EXIF, else an assumed 60-degree one). With
     --align-to (one image), the depth is fitted to the given metric points and turned
     into meters; the fit and its residuals go into the JSON.
+
+    A video (.mp4, .mov, .mkv, .avi, .webm, .gif) is streamed frame by frame into
+    NAME-depth.mp4 (colour) and lossless depth (NAME-depth/ 16-bit PNG frames or
+    NAME-depth-chunkNNNN.npz), described by NAME-depth.json.
     """
     import depthlens
     from depthlens.io.pointcloud import MESH_FORMATS
 
     chosen = _parse_formats(formats)
     user_camera = _user_camera(fx, fy, cx, cy, fov)
+    videos = [Path(p) for p in inputs if _is_video_input(Path(p))]
+    inputs = [p for p in inputs if Path(p) not in videos]
+    if lossless not in ("png16", "npz", "none"):
+        raise UsageError(f"Unknown --lossless '{lossless}': choose from png16, npz, none.")
     if max_depth is not None and not (math.isfinite(max_depth) and max_depth > 0):
         raise UsageError(f"--max-depth must be a positive distance, not {max_depth}.")
     mesh_format = mesh_format.strip().lower().lstrip(".")
@@ -341,7 +372,7 @@ def predict(
         except ImageError as exc:
             failures.append((pattern, str(exc)))
     found = list(dict.fromkeys(found))
-    total = len(found) + len(failures)
+    total = len(found) + len(failures) + len(videos)
     root = output.resolve()
     stems = output_stems([rel for _, rel in found])
     items = [_Item(path, root / stem) for (path, _), stem in zip(found, stems, strict=True)]
@@ -350,7 +381,7 @@ def predict(
             raise OutputError(f"Output for {item.path} would fall outside {root}.")
     for name, reason in failures:
         err.print(f"failed {name}: {reason}", markup=False)
-    if not items:
+    if not items and not videos:
         if failures:
             raise typer.Exit(1)
         raise UsageError(f"No images found in {', '.join(inputs)}.")
@@ -423,6 +454,15 @@ def predict(
                     failures.append((str(item.path), str(exc)))
                     err.print(f"failed {item.path}: {exc}", markup=False)
                 progress.advance(task)
+    for video in videos:
+        try:
+            _predict_video(
+                estimator, video, root, stabilize, smoothing, lossless, colormap, user_camera
+            )
+            done += 1
+        except (DepthlensError, OSError) as exc:
+            failures.append((str(video), str(exc)))
+            err.print(f"failed {video}: {exc}", markup=False)
     elapsed = time.perf_counter() - start
     rate = done / elapsed if elapsed > 0 else 0.0
     summary = (
@@ -434,6 +474,69 @@ def predict(
     out.print(summary, highlight=False)
     if failures:
         raise typer.Exit(1)
+
+
+def _predict_video(
+    estimator: Estimator,
+    video: Path,
+    root: Path,
+    stabilize: bool,
+    smoothing: float,
+    lossless: str,
+    colormap: str,
+    user_camera: Callable[[int, int], Camera] | None,
+) -> None:
+    """One video through ``video.stream.predict_video``, with a bar showing frames per
+    second and the time left."""
+    from rich.progress import TimeRemainingColumn
+
+    from depthlens.video.stream import predict_video
+
+    bar = Progress(
+        TextColumn(f"[bold]{video.name}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(unit="frames/s"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    with bar:
+        task = bar.add_task("video", total=None)
+        written = predict_video(
+            estimator,
+            video,
+            root,
+            stabilize=stabilize,
+            smoothing=smoothing,
+            lossless=lossless,  # type: ignore[arg-type]
+            colormap=colormap,
+            camera=_video_camera(video, user_camera),
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    err.print(
+        f"{video}: {written.frames} frames -> {written.colour}, {written.sidecar} "
+        f"({written.frames / max(written.seconds, 1e-9):.1f} frames/s)",
+        markup=False,
+    )
+
+
+def _is_video_input(path: Path) -> bool:
+    """A video file to stream frame by frame (a GIF is read as a photo, its first frame)."""
+    from depthlens.io.video import is_video_path
+
+    return is_video_path(path) and path.suffix.lower() != ".gif" and path.is_file()
+
+
+def _video_camera(video: Path, user_camera: Callable[[int, int], Camera] | None) -> Camera | None:
+    """The camera the options give, for the size of ``video``'s frames."""
+    if user_camera is None:
+        return None
+    from depthlens.io.video import VideoReader
+
+    with VideoReader(video) as reader:
+        return user_camera(reader.info.width, reader.info.height)
 
 
 def _align_to_points(result: DepthResult, points_file: Path) -> tuple[DepthResult, dict]:
@@ -555,6 +658,191 @@ def demo(
     out.print(
         f"Demo outputs: input {input_path}, " + ", ".join(str(p) for p in paths), highlight=False
     )
+
+
+@app.command()
+def effect(
+    name: Annotated[str, typer.Argument(help="bokeh, parallax, stereo or obstacle.")],
+    source: Annotated[Path, typer.Argument(metavar="INPUT", help="A photo or a video.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output file: .png or .jpg for a photo's bokeh, stereo and obstacle; "
+            ".mp4 or .gif for parallax and for any effect of a video.",
+        ),
+    ],
+    model: ModelOption = "depthlens-small",
+    weights: WeightsOption = None,
+    device: DeviceOption = "auto",
+    max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
+    focus: Annotated[
+        str | None,
+        typer.Option(help="bokeh: X,Y pixel to focus on (default: the subject at the centre)."),
+    ] = None,
+    focus_depth: Annotated[
+        float | None,
+        typer.Option(help="bokeh: focus at this depth, in the model's units (meters if metric)."),
+    ] = None,
+    aperture: Annotated[
+        float, typer.Option(min=0, help="bokeh: the largest blur radius, in pixels.")
+    ] = 12.0,
+    path: Annotated[
+        str, typer.Option(help="parallax: circle, swing, zoom or dolly-zoom.")
+    ] = "circle",
+    frames: Annotated[
+        int | None,
+        typer.Option(min=1, help="parallax: frames per loop (default: --duration × fps, or 60)."),
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.1, help="parallax: seconds per loop.")
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(min=1, help="Frame rate of the output (default: 30, or the video's own)."),
+    ] = None,
+    amplitude: Annotated[
+        float, typer.Option(min=0, help="parallax: size of the camera motion.")
+    ] = 1.0,
+    strength: Annotated[
+        float, typer.Option(min=0, help="parallax: camera travel, a fraction of the nearest depth.")
+    ] = 0.05,
+    layout: Annotated[
+        str, typer.Option(help="stereo: side-by-side, top-bottom or anaglyph.")
+    ] = "side-by-side",
+    baseline: Annotated[
+        float, typer.Option(min=0, help="stereo: the largest disparity, a fraction of the width.")
+    ] = 0.03,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="obstacle: meters for metric models (default 1), nearness 0-1 otherwise (0.8)."
+        ),
+    ] = None,
+    stabilize: Annotated[
+        bool, typer.Option(help="Video: remove the model's frame-to-frame depth jitter.")
+    ] = True,
+    fx: FxOption = None,
+    fy: FyOption = None,
+    cx: CxOption = None,
+    cy: CyOption = None,
+    fov: FovOption = None,
+) -> None:
+    """Apply a depth effect to a photo or a video and write it to OUTPUT.
+
+    bokeh blurs by depth around a focus; parallax makes the 3D-photo clip; stereo makes
+    a stereo pair or anaglyph; obstacle marks what is near and writes its report as JSON
+    beside the output (OUTPUT.json, or OUTPUT.jsonl with one line per video frame).
+    """
+    import depthlens
+    from depthlens.effects.apply import (
+        EFFECTS,
+        EffectSettings,
+        convert_video,
+        parallax_animation,
+        render_still,
+    )
+    from depthlens.io.video import VIDEO_SUFFIXES, write_video
+
+    if name not in EFFECTS:
+        raise UsageError(f"Unknown effect '{name}': choose from {', '.join(EFFECTS)}.")
+    if not source.is_file():
+        raise ImageError(f"{source} does not exist or is not a file.")
+    video_in = _is_video_input(source)
+    clip_out = video_in or name == "parallax"
+    suffix = output.suffix.lower()
+    if clip_out and suffix not in VIDEO_SUFFIXES:
+        raise UsageError(
+            f"{'A video' if video_in else 'The parallax effect'} gives a clip: name the output "
+            f"{output.with_suffix('.mp4').name} or {output.with_suffix('.gif').name}."
+        )
+    if not clip_out and suffix not in STILL_SUFFIXES:
+        raise UsageError(f"Name the output .png or .jpg, not {output.name}.")
+    loop = frames or (round(duration * (fps or 30.0)) if duration else 60)
+    settings = EffectSettings(
+        focus_point=_parse_point(focus) if focus else None,
+        focus_depth=focus_depth,
+        aperture=aperture,
+        path=path,
+        frames=loop,
+        amplitude=amplitude,
+        strength=strength,
+        layout=layout,
+        baseline=baseline,
+        threshold=threshold,
+    )
+    user_camera = _user_camera(fx, fy, cx, cy, fov)
+    estimator = depthlens.load_model(model, weights, device)
+    start = time.perf_counter()
+    if video_in:
+        reports: list[dict[str, object]] = []
+        progress = _progress_bar(name, with_rate=True)
+        with progress:
+            task = progress.add_task(name, total=None)
+            written = convert_video(
+                estimator,
+                name,
+                source,
+                output,
+                settings,
+                stabilize=stabilize,
+                fps=fps,
+                camera=_video_camera(source, user_camera),
+                on_report=(lambda i, r: reports.append({"frame": i, **r}))
+                if name == "obstacle"
+                else None,
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        if reports:
+            lines = "".join(json.dumps(report) + "\n" for report in reports)
+            write_bytes(output.with_suffix(".jsonl"), lines.encode())
+        elapsed = time.perf_counter() - start
+        out.print(
+            f"{name}: {written} frames -> {output} in {elapsed:.1f} s "
+            f"({written / max(elapsed, 1e-9):.2f} frames/s) with {estimator.name}",
+            highlight=False,
+        )
+        return
+    image = load_image(source, int(max_megapixels * 1e6))
+    if user_camera is not None:
+        image = replace(image, camera=user_camera(image.width, image.height))
+    result = estimator.predict(image)
+    if name == "parallax":
+        count = write_video(
+            output, parallax_animation(image.rgb, result.depth, result.kind, settings), fps or 30.0
+        )
+        out.print(f"parallax: {count} frames -> {output}", highlight=False)
+        return
+    still = render_still(name, image.rgb, result.depth, result.kind, settings)
+    _write_still(output, still.image)
+    if name == "obstacle":
+        report = {"model": result.model, "kind": result.kind, **still.report}
+        write_bytes(output.with_suffix(".json"), (json.dumps(report, indent=2) + "\n").encode())
+        sys.stdout.write(json.dumps(report) + "\n")  # one line, for pipes (no wrapping)
+        err.print(f"wrote {output} and {output.with_suffix('.json')}")
+        return
+    out.print(f"{name}: {output}", highlight=False)
+
+
+def _parse_point(text: str) -> tuple[int, int]:
+    """``"X,Y"`` pixel coordinates."""
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise UsageError(f"--focus takes a pixel as X,Y (e.g. 320,240), not '{text}'.")
+    return int(parts[0]), int(parts[1])
+
+
+def _write_still(path: Path, rgb: np.ndarray) -> None:
+    """An effect image as PNG or JPEG (by the suffix), written atomically."""
+    if path.suffix.lower() == ".png":
+        write_png(path, rgb)
+        return
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.fromarray(rgb).save(buffer, format="JPEG", quality=95)
+    write_bytes(path, buffer.getvalue())
 
 
 @app.command()

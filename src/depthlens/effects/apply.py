@@ -2,13 +2,15 @@
 same code with the same settings.
 
 ``render_still`` makes one image (bokeh, stereo, obstacle, or a parallax frame) and a
-JSON-ready report; ``parallax_animation`` yields the frames of the 3D-photo clip.
+JSON-ready report; ``parallax_animation`` yields the frames of the 3D-photo clip;
+``convert_video`` runs an effect over a video, frame by frame, with stabilised depth.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +19,11 @@ from depthlens.effects.obstacle import annotate_obstacles, find_obstacles
 from depthlens.effects.parallax import CAMERA_PATHS, camera_path, parallax_frames, render_view
 from depthlens.effects.stereo import STEREO_LAYOUTS, stereo_image
 from depthlens.errors import UsageError
+from depthlens.geometry.camera import Camera
+from depthlens.io.images import Image
 from depthlens.models.spec import DepthKind
+from depthlens.video.stabilize import DepthStabilizer
+from depthlens.video.stream import DepthPredictor, map_video
 
 EFFECTS = ("bokeh", "parallax", "stereo", "obstacle")
 
@@ -152,3 +158,44 @@ def _sentence(exc: ValueError) -> str:
     if "_" in text.split(" ", 1)[0]:  # starts with a parameter name: keep its spelling
         return f"The {text}."
     return f"{text[:1].upper()}{text[1:]}."
+
+
+def convert_video(
+    estimator: DepthPredictor,
+    name: str,
+    video: str | Path,
+    out_path: str | Path,
+    settings: EffectSettings,
+    *,
+    stabilize: bool = True,
+    fps: float | None = None,
+    camera: Camera | None = None,
+    on_report: Callable[[int, dict[str, object]], None] | None = None,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> int:
+    """Effect ``name`` on every frame of ``video``, streamed into ``out_path`` (a 2D → 3D
+    conversion for ``stereo``; ``parallax`` moves along its path as the video plays).
+
+    Each frame's depth comes from ``estimator``, stabilised over time unless
+    ``stabilize`` is False (``video.stabilize.DepthStabilizer``), so the effect does
+    not flicker with the model's per-frame scale. ``on_report(index, report)`` gets
+    each frame's report (the obstacle warnings). Returns the number of frames written;
+    nothing is left at ``out_path`` if it fails. ``camera`` is the frames' intrinsics,
+    for metric models (default: ``Camera.default``).
+    """
+    if name not in EFFECTS:
+        raise UsageError(f"Unknown effect '{name}': choose from {', '.join(EFFECTS)}.")
+    stabilizer = DepthStabilizer(estimator.kind) if stabilize else None
+    source = str(video)
+
+    def per_frame(frame: np.ndarray, index: int) -> np.ndarray:
+        image = Image(rgb=frame, camera=camera, source=f"{source}#frame{index}")
+        depth = estimator.predict_images([image], 1)[0].depth
+        if stabilizer is not None:
+            depth = stabilizer(depth, frame)
+        still = render_still(name, frame, depth, estimator.kind, settings, frame=index)
+        if on_report is not None:
+            on_report(index, still.report)
+        return still.image
+
+    return map_video(video, out_path, per_frame, fps=fps, on_progress=on_progress)
