@@ -72,7 +72,8 @@ def test_page_uses_no_external_assets_or_inline_code():
     assert not re.search(r"\sstyle\s*=", html), "inline style"
     assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", html), "inline script"
     assert "url(" not in css and "@import" not in css
-    assert set(re.findall(r'fetch\("([^"]*)"', script)) == {"v1/models", "v1/depth"}
+    fetched = set(re.findall(r'fetch\("([^"]*)"', script))
+    assert fetched == {"v1/models", "v1/depth", "v1/effects/"}
     assert 'name="viewport"' in html and 'capture="environment"' in html
 
 
@@ -134,18 +135,24 @@ def api_depth(page, server: str, photo: Path, **fields: str):
     return page.request.post(f"{server}/v1/depth", multipart=multipart)
 
 
-def heatmap_png(page) -> Image.Image:
-    """The PNG the page shows as #heatmap, fetched back from its blob URL."""
+def shown_bytes(page, element_id: str) -> bytes:
+    """The file an <img> on the page shows, fetched back from its (blob) URL."""
     data = page.evaluate(
-        """async () => {
-            const blob = await (await fetch(document.getElementById("heatmap").src)).blob();
+        """async (id) => {
+            const blob = await (await fetch(document.getElementById(id).src)).blob();
             const bytes = new Uint8Array(await blob.arrayBuffer());
             let text = "";
             for (const b of bytes) text += String.fromCharCode(b);
             return btoa(text);
-        }"""
+        }""",
+        element_id,
     )
-    return Image.open(io.BytesIO(base64.b64decode(data)))
+    return base64.b64decode(data)
+
+
+def heatmap_png(page) -> Image.Image:
+    """The PNG the page shows as #heatmap."""
+    return Image.open(io.BytesIO(shown_bytes(page, "heatmap")))
 
 
 def upload(page, photo: Path, colormap: str = "inferno") -> None:

@@ -5,7 +5,10 @@ and starts the inference pool (``serve.pool``). Routes:
 
 - ``POST /v1/depth``: a photo in (multipart field ``image``), its depth out as a colour
   heatmap PNG, a 16-bit PNG, a ``.npy`` file or JSON statistics (``format``).
-- ``GET /v1/models``: the served models, colormaps, formats and limits.
+- ``POST /v1/effects/{name}``: an effect of the photo's depth: ``bokeh`` (lens blur),
+  ``stereo`` (side-by-side, top-bottom or anaglyph), ``obstacle`` (near-region warning,
+  JSON and an annotated image) or ``parallax`` (the 3D-photo clip, GIF or MP4).
+- ``GET /v1/models``: the served models, colormaps, formats, effects and limits.
 - ``GET /healthz``: liveness, models and queue load.
 - ``GET /`` and ``/static/...``: the web page.
 - ``/docs`` and ``/openapi.json``: the API description; ``/docs`` is Swagger UI served
@@ -21,6 +24,7 @@ from __future__ import annotations
 import base64
 import functools
 import re
+import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,9 +33,11 @@ from http import HTTPStatus
 from pathlib import Path, PureWindowsPath
 from typing import Annotated, Any, BinaryIO, Literal, get_args
 
+import cv2
 import fastapi_offline
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -43,14 +49,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from depthlens import __version__, load_model
+from depthlens.effects.apply import EFFECTS, EffectSettings, parallax_animation, render_still
+from depthlens.effects.parallax import CAMERA_PATHS
+from depthlens.effects.stereo import STEREO_LAYOUTS
 from depthlens.errors import ImageError, ImageTooLargeError, UnknownModelError, UsageError
 from depthlens.io.depth_files import encode_npy, encode_png, encode_png16
-from depthlens.io.images import load_image
+from depthlens.io.images import Image, load_image
+from depthlens.io.video import VideoWriter
 from depthlens.models.estimator import DepthResult, Estimator
 from depthlens.models.registry import MODELS
 from depthlens.serve.pool import InferencePool, PoolFull
 from depthlens.serve.schemas import (
     DepthJson,
+    EffectJson,
     ErrorBody,
     ErrorDetail,
     Health,
@@ -72,6 +83,19 @@ SWAGGER_DIR = Path(fastapi_offline.__file__).parent / "static"
 
 OutputFormat = Literal["color", "png16", "npy", "json"]
 FORMATS: tuple[str, ...] = get_args(OutputFormat)
+EffectName = Literal["bokeh", "parallax", "stereo", "obstacle"]
+EffectFormat = Literal["png", "json", "gif", "mp4"]
+# What each effect can answer; the first is its default.
+_EFFECT_FORMATS: dict[str, tuple[str, ...]] = {
+    "bokeh": ("png", "json"),
+    "stereo": ("png", "json"),
+    "obstacle": ("json", "png"),
+    "parallax": ("gif", "mp4"),
+}
+_CLIP_MEDIA = {"gif": "image/gif", "mp4": "video/mp4"}
+# A clip is rendered frame by frame on a worker thread: its photo is shrunk to this
+# long side first, so one request costs seconds, not minutes.
+CLIP_MAX_SIDE = 640
 
 # Room for the multipart framing and the small form fields around the photo: the
 # request body may exceed max_upload_mb by this much before it is cut off.
@@ -311,6 +335,8 @@ def _validation_error_text(errors: Sequence[Any]) -> tuple[int, str, str]:
     problem = str(errors[0]["msg"]).removeprefix("Value error, ").rstrip(".")
     problem = problem[:1].lower() + problem[1:]
     where = f"form field '{fields[0]}'" if fields[0] else "request body"
+    if errors[0]["loc"][0] == "path":
+        where = f"path parameter '{fields[0]}'"
     return 422, "invalid_parameter", f"Invalid {where}: {problem}."
 
 
@@ -405,17 +431,8 @@ async def predict_depth(
 ) -> Response:
     """Estimate the depth of the uploaded photo, at its own size."""
     started = time.perf_counter()
-    settings, runtime = _settings(request), _runtime(request)
-    name = model or settings.default_model
-    estimator = runtime.estimators.get(name)
-    if estimator is None:
-        raise ApiError(
-            404,
-            "unknown_model",
-            f"Model '{name}' is not served here; use one of {', '.join(settings.models)}.",
-        )
-    if image.size is not None and image.size > settings.max_upload_bytes:
-        raise _upload_too_large(settings)
+    settings = _settings(request)
+    estimator = _served_estimator(request, model, image)
     filename = _safe_name(image.filename)
     job = functools.partial(
         _depth_job,
@@ -432,8 +449,30 @@ async def predict_depth(
             started=started,
         ),
     )
+    return await _run_on_pool(request, job)
+
+
+def _served_estimator(request: Request, model: str | None, upload: UploadFile) -> Estimator:
+    """The estimator of ``model`` (default: the first served), after checking the
+    upload's declared size; 404 or 413 ApiError otherwise."""
+    settings, runtime = _settings(request), _runtime(request)
+    name = model or settings.default_model
+    estimator = runtime.estimators.get(name)
+    if estimator is None:
+        raise ApiError(
+            404,
+            "unknown_model",
+            f"Model '{name}' is not served here; use one of {', '.join(settings.models)}.",
+        )
+    if upload.size is not None and upload.size > settings.max_upload_bytes:
+        raise _upload_too_large(settings)
+    return estimator
+
+
+async def _run_on_pool(request: Request, job: functools.partial[Response]) -> Response:
+    """``job`` on an inference thread, or 503 when every worker and queue slot is taken."""
     try:
-        return await runtime.pool.run(job)
+        return await _runtime(request).pool.run(job)
     except PoolFull as err:
         raise ApiError(
             503,
@@ -441,6 +480,133 @@ async def predict_depth(
             "The server is busy with other photos; retry in a second.",
             {"Retry-After": "1"},
         ) from err
+
+
+def _choice(choices: tuple[str, ...], what: str) -> Any:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"unknown {what} '{value}'; choose one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+@router.post(
+    "/v1/effects/{name}",
+    summary="An effect of one photo's depth",
+    response_model=EffectJson,
+    responses={
+        200: {
+            "description": "bokeh, stereo: image/png (json: the report and the image); "
+            "obstacle: json (png: the annotated image); parallax: image/gif or video/mp4.",
+            "content": {
+                "image/png": _BINARY,
+                "image/gif": _BINARY,
+                "video/mp4": _BINARY,
+            },
+            "headers": {k: v for k, v in _DEPTH_HEADERS.items() if "png16" not in v["description"]},
+        },
+        **_ERROR_RESPONSES,
+    },
+)
+async def apply_effect(
+    request: Request,
+    name: Annotated[EffectName, PathParam(description="bokeh, parallax, stereo or obstacle.")],
+    image: Annotated[UploadFile, File(description="The photo: JPEG, PNG, WebP, TIFF, BMP or GIF.")],
+    model: Annotated[
+        str | None, Form(description="A served model (GET /v1/models); default: the first.")
+    ] = None,
+    output_format: Annotated[
+        EffectFormat | None,
+        Form(
+            alias="format",
+            description="bokeh, stereo: png (default) or json; obstacle: json (default) or "
+            "png; parallax: gif (default) or mp4.",
+        ),
+    ] = None,
+    focus_x: Annotated[
+        int | None, Form(ge=0, description="bokeh: pixel column to focus on (with focus_y).")
+    ] = None,
+    focus_y: Annotated[
+        int | None, Form(ge=0, description="bokeh: pixel row to focus on (with focus_x).")
+    ] = None,
+    aperture: Annotated[
+        float, Form(ge=0, le=100, description="bokeh: the largest blur radius, in pixels.")
+    ] = 12.0,
+    path: Annotated[
+        str,
+        AfterValidator(_choice(CAMERA_PATHS, "camera path")),
+        Form(description="parallax: camera path.", json_schema_extra={"enum": list(CAMERA_PATHS)}),
+    ] = "circle",
+    frames: Annotated[int, Form(ge=1, le=120, description="parallax: frames per loop.")] = 30,
+    fps: Annotated[float, Form(gt=0, le=60, description="parallax: frames per second.")] = 15.0,
+    amplitude: Annotated[
+        float, Form(ge=0, le=4, description="parallax: size of the motion.")
+    ] = 1.0,
+    layout: Annotated[
+        str,
+        AfterValidator(_choice(STEREO_LAYOUTS, "stereo layout")),
+        Form(
+            description="stereo: how the two views are combined.",
+            json_schema_extra={"enum": list(STEREO_LAYOUTS)},
+        ),
+    ] = "side-by-side",
+    baseline: Annotated[
+        float,
+        Form(ge=0, le=0.2, description="stereo: the largest disparity, a fraction of the width."),
+    ] = 0.03,
+    threshold: Annotated[
+        float | None,
+        Form(
+            gt=0,
+            description="obstacle: meters for metric models (default 1), nearness 0-1 for "
+            "relative ones (default 0.8).",
+        ),
+    ] = None,
+) -> Response:
+    """Run the effect on the uploaded photo and its depth (the served model's)."""
+    started = time.perf_counter()
+    settings = _settings(request)
+    estimator = _served_estimator(request, model, image)
+    chosen = output_format or _EFFECT_FORMATS[name][0]
+    if chosen not in _EFFECT_FORMATS[name]:
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            f"The {name} effect answers in {' or '.join(_EFFECT_FORMATS[name])}, not {chosen}.",
+        )
+    if (focus_x is None) != (focus_y is None):
+        raise ApiError(422, "invalid_parameter", "Give both focus_x and focus_y, or neither.")
+    try:
+        effect_settings = EffectSettings(
+            focus_point=(focus_x, focus_y) if focus_x is not None and focus_y is not None else None,
+            aperture=aperture,
+            path=path,
+            frames=frames,
+            amplitude=amplitude,
+            layout=layout,
+            baseline=baseline,
+            threshold=threshold,
+        )
+    except UsageError as err:
+        raise ApiError(422, "invalid_parameter", str(err)) from err
+    filename = _safe_name(image.filename)
+    job = functools.partial(
+        _effect_job,
+        estimator,
+        image.file,
+        _EffectJob(
+            name=name,
+            label=filename or "The uploaded file",
+            stem=Path(filename).stem or "image",
+            output_format=chosen,
+            settings=effect_settings,
+            fps=fps,
+            max_pixels=settings.max_pixels,
+            started=started,
+        ),
+    )
+    return await _run_on_pool(request, job)
 
 
 @router.get("/v1/models", summary="Served models, colormaps, formats and limits")
@@ -457,6 +623,7 @@ async def list_models(request: Request) -> ModelsResponse:
         ],
         colormaps=list(COLORMAPS),
         formats=list(FORMATS),
+        effects=list(EFFECTS),
         limits=Limits(max_upload_mb=settings.max_upload_mb, max_megapixels=settings.max_megapixels),
     )
 
@@ -506,17 +673,7 @@ class _DepthJob:
 def _depth_job(estimator: Estimator, upload: BinaryIO, job: _DepthJob) -> Response:
     """Decode, predict and encode one upload (on a pool thread); the finished response."""
     began = time.perf_counter()
-    try:
-        image = load_image(upload.read(), job.max_pixels, name=job.label)
-    except ImageTooLargeError as err:
-        size = f"{err.pixels:,} pixels" if err.pixels is not None else "too many pixels"
-        raise ApiError(
-            413,
-            "too_many_pixels",
-            f"{job.label} has {size}, more than the {err.limit:,} this server accepts.",
-        ) from err
-    except ImageError as err:
-        raise ApiError(415, "not_an_image", str(err)) from err
+    image = _decode_upload(upload, job.label, job.max_pixels)
     decoded = time.perf_counter()
     result = estimator.predict(image)
     predicted = time.perf_counter()
@@ -537,6 +694,97 @@ def _depth_job(estimator: Estimator, upload: BinaryIO, job: _DepthJob) -> Respon
         timings = _timings_ms(job.started, began, decoded, predicted)
     headers["X-Processing-Ms"] = f"{timings.total:.1f}"
     return Response(body, media_type=media_type, headers=headers)
+
+
+@dataclass(frozen=True)
+class _EffectJob:
+    """One POST /v1/effects/{name}, as the worker thread needs it."""
+
+    name: str
+    label: str
+    stem: str
+    output_format: str
+    settings: EffectSettings
+    fps: float
+    max_pixels: int
+    started: float
+
+
+def _effect_job(estimator: Estimator, upload: BinaryIO, job: _EffectJob) -> Response:
+    """Decode, predict, render and encode one effect request (on a pool thread)."""
+    began = time.perf_counter()
+    image = _decode_upload(upload, job.label, job.max_pixels)
+    decoded = time.perf_counter()
+    result = estimator.predict(image)
+    predicted = time.perf_counter()
+    headers = {"X-Depthlens-Model": result.model, "X-Depth-Kind": result.kind}
+    suffix = "gif" if job.output_format == "gif" else "mp4" if job.output_format == "mp4" else "png"
+    filename = f"{job.stem}-{job.name}.{suffix}"
+    try:
+        if job.name == "parallax":
+            body = _parallax_clip(image.rgb, result, job)
+            media_type = _CLIP_MEDIA[job.output_format]
+        else:
+            still = render_still(job.name, image.rgb, result.depth, result.kind, job.settings)
+            png = encode_png(still.image)
+            if job.output_format == "json":
+                timings = _timings_ms(job.started, began, decoded, predicted)
+                body = (
+                    EffectJson(
+                        effect=job.name,
+                        model=result.model,
+                        kind=result.kind,
+                        report=still.report,
+                        image_png=_base64(png),
+                        timings_ms=timings,
+                    )
+                    .model_dump_json()
+                    .encode()
+                )
+                media_type = "application/json"
+            else:
+                body, media_type = png, "image/png"
+                if job.name == "obstacle":
+                    headers["X-Obstacle-Warning"] = str(bool(still.report["warning"])).lower()
+    except UsageError as err:
+        raise ApiError(422, "invalid_parameter", str(err)) from err
+    if media_type != "application/json":
+        headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    timings = _timings_ms(job.started, began, decoded, predicted)
+    headers["X-Processing-Ms"] = f"{timings.total:.1f}"
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _parallax_clip(rgb: np.ndarray, result: DepthResult, job: _EffectJob) -> bytes:
+    """The 3D-photo clip as GIF or MP4 bytes, rendered at most CLIP_MAX_SIDE pixels wide
+    or tall (the encoder needs a file, so it goes through a temporary folder)."""
+    depth = result.depth
+    scale = CLIP_MAX_SIDE / max(rgb.shape[:2])
+    if scale < 1.0:
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        depth = cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+    with tempfile.TemporaryDirectory(prefix="depthlens-clip-") as folder:
+        clip = Path(folder) / f"clip.{job.output_format}"
+        with VideoWriter(clip, job.fps) as writer:
+            for frame in parallax_animation(rgb, depth, result.kind, job.settings):
+                writer.write(frame)
+        return clip.read_bytes()
+
+
+def _decode_upload(upload: BinaryIO, label: str, max_pixels: int) -> Image:
+    """The uploaded photo, or the 413 / 415 ApiError that says why not."""
+    try:
+        return load_image(upload.read(), max_pixels, name=label)
+    except ImageTooLargeError as err:
+        size = f"{err.pixels:,} pixels" if err.pixels is not None else "too many pixels"
+        raise ApiError(
+            413,
+            "too_many_pixels",
+            f"{label} has {size}, more than the {err.limit:,} this server accepts.",
+        ) from err
+    except ImageError as err:
+        raise ApiError(415, "not_an_image", str(err)) from err
 
 
 def _heatmap_png(result: DepthResult, colormap: str) -> bytes:

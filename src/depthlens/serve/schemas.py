@@ -75,6 +75,23 @@ class DepthJson(BaseModel):
     )
 
 
+class EffectJson(BaseModel):
+    """``POST /v1/effects/{name}`` with ``format=json``: what the effect reports (for
+    obstacle: the warning, the near fraction and the nearest region's box) and the
+    rendered image."""
+
+    effect: str
+    model: str
+    kind: Literal["relative_inverse", "metric"]
+    report: dict[str, object] = Field(
+        description="obstacle: warning, near_fraction, threshold, unit, nearest_box, "
+        "nearest_value, regions; bokeh: focus_nearness, focus_point, aperture_px; stereo: "
+        "layout, baseline; parallax: path, frame."
+    )
+    image_png: str = Field(description="base64 of the rendered image as PNG.")
+    timings_ms: TimingsMs
+
+
 class ModelInfo(BaseModel):
     """One served model."""
 
@@ -98,6 +115,7 @@ class ModelsResponse(BaseModel):
     models: list[ModelInfo]
     colormaps: list[str]
     formats: list[str]
+    effects: list[str]
     limits: Limits
 
 

@@ -1,6 +1,8 @@
-// depthlens web page: upload a photo, show its depth map, read values, download results.
-// Plain browser JavaScript, no build step and no third-party code. One request per view:
-// POST v1/depth with format=json&include_depth=true&include_color=true.
+// depthlens web page: upload a photo, show its depth map, read values, download results,
+// and run the effects of v1/effects on the same photo (one tab each).
+// Plain browser JavaScript, no build step and no third-party code. The depth view is one
+// request, POST v1/depth with format=json&include_depth=true&include_color=true; each
+// effect tab resends the photo kept from the upload to POST v1/effects/{name}.
 "use strict";
 
 (() => {
@@ -65,6 +67,19 @@
     downloadPng16: $("download-png16"),
     downloadNpy: $("download-npy"),
     downloadNote: $("download-note"),
+    tabs: Array.from(document.querySelectorAll('[role="tab"]')),
+    photoHint: $("photo-hint"),
+    photoFocusMark: $("photo-focus-mark"),
+    bokehFocusMark: $("bokeh-focus-mark"),
+    aperture: $("aperture"),
+    apertureValue: $("aperture-value"),
+    parallaxPath: $("parallax-path"),
+    parallaxFrames: $("parallax-frames"),
+    stereoLayout: $("stereo-layout"),
+    threshold: $("threshold"),
+    thresholdLabel: $("threshold-label"),
+    thresholdHint: $("threshold-hint"),
+    obstacleReport: $("obstacle-report"),
   };
 
   const state = {
@@ -79,6 +94,10 @@
     depthBytes: null, // the same values as little-endian bytes, for the .npy file
     colorBlob: null, // the heatmap PNG
     probe: null, // {x, y} pixel last read
+    view: "depth", // the selected tab: "depth" or an effect name
+    focus: null, // {x, y}: the bokeh focus the user chose, in the photo's pixels
+    busy: new Map(), // what the page waits for: key -> the sentence the status line shows
+    effects: {}, // per effect name: its result and request (filled below EFFECTS)
   };
 
   // ---- errors --------------------------------------------------------------------------
@@ -170,18 +189,26 @@
    * result came from) and colormap; resolves to the Response, throws ApiError.
    */
   async function postDepth(format, extra, signal, model = null) {
-    const form = new FormData();
-    form.append("image", state.file, state.file.name || "photo");
-    const chosen = model || (ui.modelSelect.disabled ? "" : ui.modelSelect.value);
-    if (chosen) form.append("model", chosen);
-    if (ui.colormapSelect.value && !ui.colormapSelect.disabled) {
-      form.append("colormap", ui.colormapSelect.value);
-    }
-    form.append("format", format);
-    for (const [key, value] of Object.entries(extra)) form.append(key, value);
+    const colormap = ui.colormapSelect.disabled ? "" : ui.colormapSelect.value;
+    const form = photoForm({ model: model || chosenModel(), colormap, format, ...extra });
     const response = await fetch("v1/depth", { method: "POST", body: form, signal });
     if (!response.ok) throw await apiError(response);
     return response;
+  }
+
+  /** The model picked in the list, or "" (the server's default) before the list loads. */
+  function chosenModel() {
+    return ui.modelSelect.disabled ? "" : ui.modelSelect.value;
+  }
+
+  /** A form with the photo kept from the upload and the non-empty ``fields``. */
+  function photoForm(fields) {
+    const form = new FormData();
+    form.append("image", state.file, state.file.name || "photo");
+    for (const [key, value] of Object.entries(fields)) {
+      if (value !== "" && value !== null && value !== undefined) form.append(key, value);
+    }
+    return form;
   }
 
   function base64Bytes(text) {
@@ -205,11 +232,19 @@
 
   // ---- the main request ----------------------------------------------------------------
 
-  function setBusy(busy, text = "Estimating depth…") {
-    ui.busy.hidden = !busy;
-    ui.busyText.textContent = text;
-    ui.results.setAttribute("aria-busy", busy ? "true" : "false");
-    ui.dropZone.classList.toggle("is-busy", busy);
+  /**
+   * Show (``text``) or clear (null) one reason to wait; the status line shows the latest
+   * reason while any is left. "depth" is the main request: it also greys the results.
+   */
+  function setBusy(key, text) {
+    if (text) state.busy.set(key, text);
+    else state.busy.delete(key);
+    const texts = Array.from(state.busy.values());
+    ui.busy.hidden = texts.length === 0;
+    if (texts.length) ui.busyText.textContent = texts[texts.length - 1];
+    const depth = state.busy.has("depth");
+    ui.results.setAttribute("aria-busy", depth ? "true" : "false");
+    ui.dropZone.classList.toggle("is-busy", depth);
   }
 
   async function run() {
@@ -218,7 +253,7 @@
     const controller = new AbortController();
     state.controller = controller;
     clearError();
-    setBusy(true);
+    setBusy("depth", "Estimating depth…");
     ui.timing.textContent = "";
     try {
       const response = await postDepth(
@@ -245,7 +280,7 @@
     } finally {
       if (controller === state.controller) {
         state.controller = null;
-        setBusy(false);
+        setBusy("depth", null);
       }
     }
   }
@@ -289,6 +324,9 @@
       ui.hoverValue.textContent = "Point at the depth map to read a value.";
       for (const key of ["x", "y", "value"]) delete ui.hoverValue.dataset[key];
     }
+    // The effect tabs follow the photo and the model; an effect already shown for both
+    // is not asked for again.
+    if (state.view !== "depth") scheduleEffect(state.view);
   }
 
   function ms(value) {
@@ -310,14 +348,17 @@
   function describeModel() {
     const model = state.models.find((m) => m.name === ui.modelSelect.value);
     ui.modelDescription.textContent = model && model.description ? model.description : "";
+    describeThreshold(model);
   }
 
   // ---- reading depth under the pointer -------------------------------------------------
 
-  /** The heatmap's drawn box in client pixels (object-fit: contain may letterbox it). */
-  function drawnBox() {
-    const rect = ui.heatmap.getBoundingClientRect();
-    const { width, height } = state.result;
+  /**
+   * The drawn box in client pixels of an image ``width`` × ``height`` pixels large shown
+   * in ``img`` (object-fit: contain may letterbox it); the heatmap by default.
+   */
+  function drawnBox(img = ui.heatmap, width = state.result.width, height = state.result.height) {
+    const rect = img.getBoundingClientRect();
     const scale = Math.min(rect.width / width, rect.height / height);
     const w = width * scale;
     const h = height * scale;
@@ -362,19 +403,34 @@
     ui.probeMark.hidden = false;
   }
 
+  const ARROW_MOVES = {
+    ArrowLeft: [-1, 0],
+    ArrowRight: [1, 0],
+    ArrowUp: [0, -1],
+    ArrowDown: [0, 1],
+  };
+
+  /**
+   * The pixel an arrow key moves ``from`` to in a ``width`` × ``height`` image (about 2%
+   * of the image per press, 10% with Shift), or null for other keys.
+   */
+  function arrowStep(event, from, width, height) {
+    const move = ARROW_MOVES[event.key];
+    if (!move) return null;
+    const step = Math.max(1, Math.round(Math.max(width, height) / (event.shiftKey ? 10 : 50)));
+    return {
+      x: Math.min(width - 1, Math.max(0, from.x + move[0] * step)),
+      y: Math.min(height - 1, Math.max(0, from.y + move[1] * step)),
+    };
+  }
+
   function probeByKey(event) {
     if (!state.result) return;
-    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
-    const move = moves[event.key];
-    if (!move) return;
-    event.preventDefault();
     const { width, height } = state.result;
-    // About 2% of the image per key press, 10% with Shift.
-    const step = Math.max(1, Math.round(Math.max(width, height) / (event.shiftKey ? 10 : 50)));
-    const from = state.probe || { x: width >> 1, y: height >> 1 };
-    const x = Math.min(width - 1, Math.max(0, from.x + move[0] * step));
-    const y = Math.min(height - 1, Math.max(0, from.y + move[1] * step));
-    showProbe(x, y);
+    const to = arrowStep(event, state.probe || { x: width >> 1, y: height >> 1 }, width, height);
+    if (!to) return;
+    event.preventDefault();
+    showProbe(to.x, to.y);
   }
 
   // ---- downloads -----------------------------------------------------------------------
@@ -430,7 +486,7 @@
     if (!state.file || !state.result) return;
     ui.downloadPng16.disabled = true;
     clearError();
-    setBusy(true, "Preparing the 16-bit PNG…");
+    setBusy("png16", "Preparing the 16-bit PNG…");
     try {
       const response = await postDepth("png16", {}, undefined, state.result.model);
       saveBlob(await response.blob(), `${stem()}-depth16.png`);
@@ -446,8 +502,345 @@
       showError(messageOf(error));
     } finally {
       ui.downloadPng16.disabled = false;
-      if (!state.controller) setBusy(false);
+      setBusy("png16", null);
     }
+  }
+
+  // ---- effects -------------------------------------------------------------------------
+
+  /**
+   * The effect tabs, one per POST v1/effects/{name}. ``fields()`` are the request's form
+   * fields (every key, "" for the server's default), ``format`` what is asked for (json
+   * carries the image as a base64 PNG and the effect's report), ``busy`` the status line
+   * while waiting.
+   */
+  const EFFECTS = {
+    bokeh: {
+      format: "json",
+      busy: "Blurring the background…",
+      fields: () => ({
+        focus_x: state.focus ? String(state.focus.x) : "",
+        focus_y: state.focus ? String(state.focus.y) : "",
+        aperture: ui.aperture.value,
+      }),
+    },
+    parallax: {
+      format: "gif",
+      busy: "Rendering the 3D photo…",
+      fields: () => ({ path: ui.parallaxPath.value, frames: ui.parallaxFrames.value.trim() }),
+    },
+    stereo: {
+      format: "json",
+      busy: "Making the stereo image…",
+      fields: () => ({ layout: ui.stereoLayout.value }),
+    },
+    obstacle: {
+      format: "json",
+      busy: "Looking for near obstacles…",
+      fields: () => ({ threshold: ui.threshold.value.trim() }),
+    },
+  };
+
+  for (const name of Object.keys(EFFECTS)) {
+    state.effects[name] = {
+      key: null, // the fields of the result shown or on its way, as JSON
+      url: null, // object URL of the result image
+      report: null, // the effect's report (json format)
+      controller: null, // AbortController of the request in flight
+      timer: 0, // a request waiting for the settings to stop changing
+      view: $(`view-${name}`),
+      image: $(`${name}-image`),
+      note: $(`${name}-note`),
+      error: $(`${name}-error`),
+      download: $(`${name}-download`),
+    };
+  }
+
+  /** Ask for effect ``name`` after ``delay`` ms, unless the settings change before. */
+  function scheduleEffect(name, delay = 0) {
+    const entry = state.effects[name];
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => runEffect(name), delay);
+  }
+
+  async function runEffect(name) {
+    const entry = state.effects[name];
+    if (!state.file || state.view !== name) return;
+    const fields = { model: chosenModel(), ...EFFECTS[name].fields() };
+    const key = JSON.stringify(fields);
+    if (key === entry.key) return; // shown already, or on its way
+    if (entry.controller) entry.controller.abort();
+    const controller = new AbortController();
+    entry.controller = controller;
+    entry.key = key;
+    entry.error.textContent = "";
+    entry.view.setAttribute("aria-busy", "true");
+    setBusy(name, EFFECTS[name].busy);
+    try {
+      const { format } = EFFECTS[name];
+      const response = await fetch("v1/effects/" + name, {
+        method: "POST",
+        body: photoForm({ ...fields, format }),
+        signal: controller.signal,
+      });
+      if (!response.ok) throw await apiError(response);
+      let blob;
+      let report = null;
+      let total = Number(response.headers.get("X-Processing-Ms"));
+      if (format === "json") {
+        const body = await response.json();
+        if (typeof body.image_png !== "string") {
+          throw new Error("The server's answer had no image in it.");
+        }
+        blob = new Blob([base64Bytes(body.image_png)], { type: "image/png" });
+        report = body.report || null;
+        if (body.timings_ms) total = body.timings_ms.total;
+      } else {
+        blob = await response.blob();
+      }
+      if (controller !== entry.controller) return; // newer settings took over
+      await showEffect(name, fields, blob, report, total);
+    } catch (error) {
+      if (controller !== entry.controller || error.name === "AbortError") return;
+      entry.key = null; // coming back to the tab, or any change, asks again
+      entry.error.textContent = messageOf(error);
+    } finally {
+      if (controller === entry.controller) {
+        entry.controller = null;
+        entry.view.setAttribute("aria-busy", "false");
+        setBusy(name, null);
+      }
+    }
+  }
+
+  async function showEffect(name, fields, blob, report, total) {
+    const entry = state.effects[name];
+    const previous = entry.url;
+    entry.url = URL.createObjectURL(blob);
+    entry.report = report;
+    entry.image.src = entry.url;
+    entry.image.hidden = false;
+    // The settings the image was made with, for anyone reading the page (tests too).
+    for (const [key, value] of Object.entries(fields)) {
+      entry.image.setAttribute(`data-${key.replace(/_/g, "-")}`, value);
+    }
+    try {
+      await entry.image.decode();
+    } catch {
+      // Shown once it loads; decode() fails for images replaced meanwhile.
+    }
+    if (previous) URL.revokeObjectURL(previous);
+    entry.download.href = entry.url;
+    entry.download.download = effectFilename(name, fields);
+    entry.download.hidden = false;
+    const sentences = [];
+    if (name === "bokeh") {
+      const point = focusPoint();
+      if (point) sentences.push(`In focus: the depth at pixel (${point.x}, ${point.y}).`);
+      showFocus();
+    }
+    if (name === "obstacle") showObstacleReport(report);
+    if (Number.isFinite(total)) sentences.push(`Made in ${ms(total)}.`);
+    entry.note.textContent = sentences.join(" ");
+  }
+
+  /** Forget effect ``name``'s result and stop its request (a new photo was chosen). */
+  function resetEffect(name) {
+    const entry = state.effects[name];
+    clearTimeout(entry.timer);
+    if (entry.controller) entry.controller.abort();
+    entry.controller = null;
+    entry.key = null;
+    entry.report = null;
+    if (entry.url) URL.revokeObjectURL(entry.url);
+    entry.url = null;
+    entry.image.removeAttribute("src");
+    entry.image.hidden = true;
+    entry.download.removeAttribute("href");
+    entry.download.hidden = true;
+    entry.note.textContent = "";
+    entry.error.textContent = "";
+    entry.view.setAttribute("aria-busy", "false");
+    setBusy(name, null);
+    if (name === "obstacle") showObstacleReport(null);
+    if (name === "bokeh") showFocus();
+  }
+
+  function effectFilename(name, fields) {
+    const extension = EFFECTS[name].format === "gif" ? "gif" : "png";
+    const detail = name === "stereo" ? `-${fields.layout}` : "";
+    return `${stem()}-${name}${detail}.${extension}`;
+  }
+
+  // ---- blur: the focus point -----------------------------------------------------------
+
+  /** The pixel size of what ``img`` shows: its own, or the photo's as the server read it. */
+  function imageSize(img) {
+    if (img.naturalWidth && img.naturalHeight) {
+      return { width: img.naturalWidth, height: img.naturalHeight };
+    }
+    return state.result ? { width: state.result.width, height: state.result.height } : null;
+  }
+
+  /** The focus in photo pixels: the user's, or the one the server chose (the centre). */
+  function focusPoint() {
+    if (state.focus) return state.focus;
+    const report = state.effects.bokeh.report;
+    const point = report && report.focus_point;
+    return point ? { x: point[0], y: point[1] } : null;
+  }
+
+  function placeMark(mark, img, point) {
+    const size = imageSize(img);
+    if (!point || !size || img.hidden || img.getClientRects().length === 0) {
+      mark.hidden = true;
+      return;
+    }
+    const box = drawnBox(img, size.width, size.height);
+    if (!(box.scale > 0)) {
+      mark.hidden = true;
+      return;
+    }
+    const frame = mark.parentElement.getBoundingClientRect();
+    mark.style.left = `${box.left - frame.left + (point.x + 0.5) * box.scale}px`;
+    mark.style.top = `${box.top - frame.top + (point.y + 0.5) * box.scale}px`;
+    mark.hidden = false;
+  }
+
+  /** The focus marks on the photo and on the blurred photo, in the Blur tab only. */
+  function showFocus() {
+    const point = state.view === "bokeh" ? focusPoint() : null;
+    placeMark(ui.photoFocusMark, ui.original, point);
+    placeMark(ui.bokehFocusMark, state.effects.bokeh.image, point);
+  }
+
+  function setFocus(point, delay) {
+    state.focus = point;
+    showFocus();
+    scheduleEffect("bokeh", delay);
+  }
+
+  /**
+   * A click on the photo (or on the blurred photo, the same size) focuses the blur there:
+   * the point is mapped from the displayed size to the photo's own pixels.
+   */
+  function focusAtPointer(event) {
+    if (state.view !== "bokeh" || !state.file) return;
+    const img = event.currentTarget;
+    const size = imageSize(img);
+    if (!size) return;
+    const box = drawnBox(img, size.width, size.height);
+    if (!(box.scale > 0)) return; // not drawn (a photo this browser cannot show)
+    const x = Math.floor((event.clientX - box.left) / box.scale);
+    const y = Math.floor((event.clientY - box.top) / box.scale);
+    if (x < 0 || y < 0 || x >= size.width || y >= size.height) return;
+    setFocus({ x, y }, 0);
+  }
+
+  /** The arrow keys move the focus on the focused blurred photo. */
+  function focusByKey(event) {
+    const size = imageSize(state.effects.bokeh.image);
+    if (!size || !ARROW_MOVES[event.key]) return;
+    event.preventDefault();
+    const from = focusPoint() || { x: size.width >> 1, y: size.height >> 1 };
+    // A burst of key presses makes one request, once the keys rest.
+    setFocus(arrowStep(event, from, size.width, size.height), 400);
+  }
+
+  // ---- obstacles: the report -----------------------------------------------------------
+
+  /** The threshold field speaks the model's units: meters, or nearness (no distance). */
+  function describeThreshold(model) {
+    const metric = Boolean(model && model.kind === "metric");
+    ui.thresholdLabel.textContent = metric
+      ? "Near means closer than (m)"
+      : "Near means nearness of at least";
+    ui.threshold.placeholder = metric ? "1" : "0.8";
+    if (metric) ui.threshold.removeAttribute("max");
+    else ui.threshold.max = "1";
+    ui.thresholdHint.textContent = metric
+      ? "A distance in meters; empty means 1 m."
+      : "0 is the farthest part of this photo and 1 the nearest; this model gives no " +
+        "distances. Empty means 0.8.";
+  }
+
+  function percent(fraction) {
+    if (fraction > 0 && fraction < 0.005) return "under 1%";
+    if (fraction < 1 && fraction >= 0.995) return "over 99%";
+    return `${Math.round(100 * fraction)}%`;
+  }
+
+  /**
+   * The report in words. A relative model's nearness is a place in this photo's own depth
+   * range, not a distance, so it is never written in meters.
+   */
+  function obstacleSentences(report) {
+    const metric = report.unit === "m";
+    const near = `Near: ${percent(report.near_fraction)} of the view.`;
+    if (typeof report.nearest_value !== "number") {
+      return metric
+        ? `${near} Nothing is closer than ${report.threshold} m.`
+        : `${near} Nothing reaches nearness ${report.threshold}.`;
+    }
+    const value = report.nearest_value.toFixed(2);
+    return metric
+      ? `${near} Nearest: ${value} m away.`
+      : `${near} Nearest: nearness ${value} (1 is the nearest part of this photo; not a distance).`;
+  }
+
+  function showObstacleReport(report) {
+    const out = ui.obstacleReport;
+    out.textContent = report ? obstacleSentences(report) : "";
+    out.classList.toggle("is-warning", Boolean(report && report.warning));
+    for (const key of ["warning", "nearFraction", "nearestValue", "unit"]) delete out.dataset[key];
+    if (!report) return;
+    out.dataset.warning = String(Boolean(report.warning));
+    out.dataset.nearFraction = String(report.near_fraction);
+    out.dataset.nearestValue = String(report.nearest_value);
+    out.dataset.unit = report.unit;
+  }
+
+  // ---- tabs ----------------------------------------------------------------------------
+
+  /**
+   * Show view ``name`` ("depth" or an effect) and ask for its effect after ``delay`` ms;
+   * ``focusTab`` moves the keyboard focus to its tab (arrow keys in the tab list).
+   */
+  function selectView(name, { focusTab = false, delay = 0 } = {}) {
+    state.view = name;
+    ui.results.dataset.view = name;
+    for (const tab of ui.tabs) {
+      const selected = tab.dataset.view === name;
+      tab.setAttribute("aria-selected", String(selected));
+      tab.tabIndex = selected ? 0 : -1;
+      $(tab.getAttribute("aria-controls")).hidden = !selected;
+      if (selected && focusTab) tab.focus();
+    }
+    for (const [other, entry] of Object.entries(state.effects)) {
+      if (other !== name) clearTimeout(entry.timer);
+    }
+    ui.photoHint.textContent = name === "bokeh" ? "(click it to choose what stays sharp)" : "";
+    showFocus();
+    // The probe mark was placed while the heatmap may have been hidden (a resize).
+    if (name === "depth" && state.result && state.probe) showProbe(state.probe.x, state.probe.y);
+    if (name in EFFECTS) scheduleEffect(name, delay);
+  }
+
+  /** Arrow keys, Home and End move along the tabs (WAI-ARIA Authoring Practices, Tabs). */
+  function tabByKey(event) {
+    const count = ui.tabs.length;
+    const index = ui.tabs.indexOf(event.currentTarget);
+    const next = {
+      ArrowRight: (index + 1) % count,
+      ArrowLeft: (index - 1 + count) % count,
+      Home: 0,
+      End: count - 1,
+    }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    // The view follows at once; its effect is asked for once the keys rest on a tab, so
+    // passing over a tab costs the server nothing.
+    selectView(ui.tabs[next].dataset.view, { focusTab: true, delay: 300 });
   }
 
   // ---- choosing a photo ----------------------------------------------------------------
@@ -463,6 +856,8 @@
     }
     state.file = file;
     state.probe = null;
+    state.focus = null;
+    for (const name of Object.keys(EFFECTS)) resetEffect(name);
     ui.downloadNote.textContent = "";
     state.result = null;
     ui.results.hidden = true;
@@ -550,6 +945,26 @@
   ui.downloadColor.addEventListener("click", downloadColor);
   ui.downloadPng16.addEventListener("click", downloadPng16);
   ui.downloadNpy.addEventListener("click", downloadNpy);
+
+  for (const tab of ui.tabs) {
+    tab.addEventListener("click", () => selectView(tab.dataset.view));
+    tab.addEventListener("keydown", tabByKey);
+  }
+  ui.original.addEventListener("click", focusAtPointer);
+  state.effects.bokeh.image.addEventListener("click", focusAtPointer);
+  state.effects.bokeh.image.addEventListener("keydown", focusByKey);
+  window.addEventListener("resize", showFocus);
+  ui.aperture.addEventListener("input", () => {
+    ui.apertureValue.textContent = `${ui.aperture.value} px`;
+  });
+  // Settings ask again once they rest: a dragged slider or typed number makes one request.
+  ui.aperture.addEventListener("change", () => scheduleEffect("bokeh", 250));
+  ui.parallaxPath.addEventListener("change", () => scheduleEffect("parallax"));
+  ui.parallaxFrames.addEventListener("input", () => scheduleEffect("parallax", 600));
+  ui.parallaxFrames.addEventListener("change", () => scheduleEffect("parallax"));
+  ui.stereoLayout.addEventListener("change", () => scheduleEffect("stereo"));
+  ui.threshold.addEventListener("input", () => scheduleEffect("obstacle", 600));
+  ui.threshold.addEventListener("change", () => scheduleEffect("obstacle"));
 
   loadModels();
 })();

@@ -1,0 +1,126 @@
+"""POST /v1/effects/{name}: each effect through the API equals the library's own."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image as PILImage
+
+import depthlens
+from depthlens.effects.apply import EffectSettings, parallax_animation, render_still
+from depthlens.serve import ServeSettings, create_app
+from depthlens.synth.demo import demo_scene
+from tests.serve.test_api import assert_error, png_bytes
+
+MODEL = "depthlens-small"
+HEIGHT, WIDTH = 72, 96
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return demo_scene(HEIGHT, WIDTH)
+
+
+@pytest.fixture(scope="module")
+def depth(photo) -> depthlens.DepthResult:
+    return depthlens.load_model(MODEL, device="cpu").predict(photo)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(ServeSettings(models=(MODEL,), device="cpu"))) as c:
+        yield c
+
+
+def post_effect(client, name: str, photo: np.ndarray, **fields):
+    files = {"image": ("room.png", png_bytes(photo), "image/png")}
+    return client.post(f"/v1/effects/{name}", files=files, data=fields)
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    return np.asarray(PILImage.open(io.BytesIO(data)).convert("RGB"))
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "settings"),
+    [
+        (
+            "bokeh",
+            {"focus_x": "10", "focus_y": "60", "aperture": "6"},
+            {"focus_point": (10, 60), "aperture": 6.0},
+        ),
+        (
+            "stereo",
+            {"layout": "anaglyph", "baseline": "0.05"},
+            {"layout": "anaglyph", "baseline": 0.05},
+        ),
+        ("obstacle", {"format": "png", "threshold": "0.7"}, {"threshold": 0.7}),
+    ],
+)
+def test_still_effects_equal_the_library(client, photo, depth, name, fields, settings):
+    response = post_effect(client, name, photo, **fields)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-depth-kind"] == depth.kind
+    expected = render_still(name, photo, depth.depth, depth.kind, EffectSettings(**settings))
+    np.testing.assert_array_equal(decode_png(response.content), expected.image)
+
+
+def test_obstacle_json_reports_and_carries_the_annotated_image(client, photo, depth):
+    response = post_effect(client, "obstacle", photo)  # json is its default
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = render_still("obstacle", photo, depth.depth, depth.kind, EffectSettings())
+    assert body["effect"] == "obstacle" and body["model"] == MODEL
+    assert body["report"] == json.loads(json.dumps(expected.report))
+    assert body["report"]["unit"] == "nearness"  # a relative model: no distance
+    image = decode_png(base64.b64decode(body["image_png"]))
+    np.testing.assert_array_equal(image, expected.image)
+
+
+def test_parallax_gif_holds_the_clip(client, photo, depth):
+    response = post_effect(client, "parallax", photo, frames="6", fps="10", path="swing")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/gif"
+    frames = iio.imread(response.content, index=None)
+    assert frames.shape[1:3] == (HEIGHT, WIDTH)
+    settings = EffectSettings(path="swing", frames=6)
+    expected = list(parallax_animation(photo, depth.depth, depth.kind, settings))
+    # GIF keeps a palette per frame: the first frame (the photo) is close, not exact,
+    # and the clip moves.
+    assert np.abs(frames[0][..., :3].astype(int) - expected[0]).mean() < 6
+    assert np.abs(frames[1][..., :3].astype(int) - frames[0][..., :3]).mean() > 0.5
+
+
+def test_parallax_mp4(client, photo):
+    response = post_effect(client, "parallax", photo, frames="4", format="mp4")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "video/mp4"
+    assert len(iio.imread(response.content, index=None, extension=".mp4")) == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "status", "code", "words"),
+    [
+        ("sepia", {}, 422, "invalid_parameter", "path parameter 'name'"),
+        ("bokeh", {"format": "gif"}, 422, "invalid_parameter", "png or json, not gif"),
+        ("bokeh", {"focus_x": "3"}, 422, "invalid_parameter", "both focus_x and focus_y"),
+        ("bokeh", {"focus_x": "500", "focus_y": "5"}, 422, "invalid_parameter", "outside the 96"),
+        ("stereo", {"layout": "interlaced"}, 422, "invalid_parameter", "stereo layout"),
+        ("parallax", {"frames": "1000"}, 422, "invalid_parameter", "frames"),
+        ("bokeh", {"model": "dpt-large"}, 404, "unknown_model", "not served"),
+    ],
+)
+def test_bad_requests_are_one_sentence(client, photo, name, fields, status, code, words):
+    message = assert_error(post_effect(client, name, photo, **fields), status, code)
+    assert words in message
+
+
+def test_models_lists_the_effects(client):
+    assert client.get("/v1/models").json()["effects"] == ["bokeh", "parallax", "stereo", "obstacle"]
