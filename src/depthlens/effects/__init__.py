@@ -2,4 +2,38 @@
 animation (``parallax``), stereo pairs (``stereo``) and near-obstacle warnings
 (``obstacle``). Each takes an RGB image and a depth map with its ``kind``
 (``"relative_inverse"`` or ``"metric"``) and returns images or a report; none runs a
-model itself."""
+model itself. ``apply`` puts them behind one call for the CLI, the web API and video."""
+
+from depthlens.effects.apply import (
+    EFFECTS,
+    EffectSettings,
+    StillEffect,
+    convert_video,
+    parallax_animation,
+    render_still,
+)
+from depthlens.effects.bokeh import BokehResult, lens_blur
+from depthlens.effects.obstacle import ObstacleReport, annotate_obstacles, find_obstacles
+from depthlens.effects.parallax import CAMERA_PATHS, CameraMotion, camera_path, parallax_frames
+from depthlens.effects.stereo import STEREO_LAYOUTS, stereo_image, stereo_views
+
+__all__ = [
+    "CAMERA_PATHS",
+    "EFFECTS",
+    "STEREO_LAYOUTS",
+    "BokehResult",
+    "CameraMotion",
+    "EffectSettings",
+    "ObstacleReport",
+    "StillEffect",
+    "annotate_obstacles",
+    "camera_path",
+    "convert_video",
+    "find_obstacles",
+    "lens_blur",
+    "parallax_animation",
+    "parallax_frames",
+    "render_still",
+    "stereo_image",
+    "stereo_views",
+]
