@@ -20,7 +20,15 @@ import click
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -253,7 +261,9 @@ def _user_camera(
     )
 
 
-def _progress_bar(label: str, with_rate: bool = True) -> Progress:
+def _progress_bar(
+    label: str, with_rate: bool = True, unit: str = "img/s", with_eta: bool = False
+) -> Progress:
     """The stderr progress bar of the batch commands (hidden when stderr is no terminal)."""
     columns: list[ProgressColumn | str] = [
         TextColumn(f"[bold]{label}[/bold]"),
@@ -261,7 +271,9 @@ def _progress_bar(label: str, with_rate: bool = True) -> Progress:
         MofNCompleteColumn(),
     ]
     if with_rate:
-        columns.append(_RateColumn())
+        columns.append(_RateColumn(unit))
+    if with_eta:
+        columns.append(TimeRemainingColumn())
     return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
 
 
@@ -488,20 +500,9 @@ def _predict_video(
 ) -> None:
     """One video through ``video.stream.predict_video``, with a bar showing frames per
     second and the time left."""
-    from rich.progress import TimeRemainingColumn
-
     from depthlens.video.stream import predict_video
 
-    bar = Progress(
-        TextColumn(f"[bold]{video.name}[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(unit="frames/s"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
+    bar = _progress_bar(video.name, unit="frames/s", with_eta=True)
     with bar:
         task = bar.add_task("video", total=None)
         written = predict_video(
@@ -737,16 +738,15 @@ def effect(
     """
     import depthlens
     from depthlens.effects.apply import (
-        EFFECTS,
         EffectSettings,
+        check_effect,
         convert_video,
         parallax_animation,
         render_still,
     )
     from depthlens.io.video import VIDEO_SUFFIXES, write_video
 
-    if name not in EFFECTS:
-        raise UsageError(f"Unknown effect '{name}': choose from {', '.join(EFFECTS)}.")
+    check_effect(name)
     if not source.is_file():
         raise ImageError(f"{source} does not exist or is not a file.")
     video_in = _is_video_input(source)
@@ -777,7 +777,7 @@ def effect(
     start = time.perf_counter()
     if video_in:
         reports: list[dict[str, object]] = []
-        progress = _progress_bar(name, with_rate=True)
+        progress = _progress_bar(name, unit="frames/s", with_eta=True)
         with progress:
             task = progress.add_task(name, total=None)
             written = convert_video(

@@ -28,6 +28,12 @@ from depthlens.video.stream import DepthPredictor, map_video
 EFFECTS = ("bokeh", "parallax", "stereo", "obstacle")
 
 
+def check_effect(name: str) -> None:
+    """UsageError unless ``name`` is one of ``EFFECTS``."""
+    if name not in EFFECTS:
+        raise UsageError(f"Unknown effect '{name}': choose from {', '.join(EFFECTS)}.")
+
+
 @dataclass(frozen=True)
 class EffectSettings:
     """The knobs of all effects; each effect reads its own.
@@ -91,8 +97,7 @@ def render_still(
     Settings an effect cannot use (a focus point outside the photo, say) raise a
     UsageError with the effect's own sentence.
     """
-    if name not in EFFECTS:
-        raise UsageError(f"Unknown effect '{name}': choose from {', '.join(EFFECTS)}.")
+    check_effect(name)
     try:
         return _render(name, rgb, depth, kind, settings, frame)
     except ValueError as exc:
@@ -183,8 +188,7 @@ def convert_video(
     nothing is left at ``out_path`` if it fails. ``camera`` is the frames' intrinsics,
     for metric models (default: ``Camera.default``).
     """
-    if name not in EFFECTS:
-        raise UsageError(f"Unknown effect '{name}': choose from {', '.join(EFFECTS)}.")
+    check_effect(name)
     stabilizer = DepthStabilizer(estimator.kind) if stabilize else None
     source = str(video)
 
