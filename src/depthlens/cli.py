@@ -637,7 +637,8 @@ def demo(
         "demo-output"
     ),
 ) -> None:
-    """Render a demo scene, predict its depth with the default model, write the results."""
+    """Render a demo scene, predict its depth with the default model, write the results
+    (heatmap, photo | heatmap panel, a depth-of-field blur and an anaglyph)."""
     import depthlens
     from depthlens.errors import WeightsError
     from depthlens.synth.demo import demo_scene
@@ -656,6 +657,14 @@ def demo(
     paths = write_outputs(
         image, result.depth, result.kind, output / "input", ["color"], "inferno", True
     )
+    from depthlens.effects.apply import EffectSettings, render_still
+
+    for label, name, settings in (
+        ("bokeh", "bokeh", EffectSettings()),
+        ("anaglyph", "stereo", EffectSettings(layout="anaglyph")),
+    ):
+        still = render_still(name, scene, result.depth, result.kind, settings)
+        paths.append(write_png(output / f"input-{label}.png", still.image))
     out.print(
         f"Demo outputs: input {input_path}, " + ", ".join(str(p) for p in paths), highlight=False
     )

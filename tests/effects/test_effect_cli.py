@@ -136,3 +136,20 @@ def test_predict_streams_videos_beside_photos_and_survives_a_bad_one(photo, clip
     chunk = np.load(out / "slide-depth-chunk0000.npz")
     assert chunk["depth"].shape == (6, 48, 64)
     assert not (out / "broken-depth.mp4").exists()
+
+
+def test_demo_writes_the_depth_and_two_effects(tmp_path, capsys):
+    from depthlens.synth.demo import demo_scene
+
+    code, stdout, err = run_cli(["demo", "-o", tmp_path], capsys)
+    assert code == 0, err
+    names = ["input.png", "input-depth.png", "input-side.png", "input-bokeh.png"]
+    assert all(str(tmp_path / name) in stdout.replace("\n", "") for name in names)
+    scene = demo_scene()
+    depth = depthlens.load_model(MODEL, device="cpu").predict(scene)
+    anaglyph = render_still(
+        "stereo", scene, depth.depth, depth.kind, EffectSettings(layout="anaglyph")
+    )
+    np.testing.assert_array_equal(
+        np.asarray(PILImage.open(tmp_path / "input-anaglyph.png")), anaglyph.image
+    )
