@@ -136,3 +136,23 @@ def test_models_are_cached_per_process(midas_checkpoint):
     first = depthlens.load_model("midas-v21-small", weights=midas_checkpoint, device="cpu")
     second = depthlens.load_model("midas-v21-small", weights=midas_checkpoint, device="cpu")
     assert first is second
+
+
+def test_bundled_metric_model_gives_meters_that_follow_the_camera():
+    from depthlens.geometry.camera import Camera
+    from depthlens.io.images import Image
+    from depthlens.synth.render import render_batch
+
+    estimator = depthlens.load_model("depthlens-small-metric", device="cpu")
+    assert estimator.kind == "metric" and estimator.spec.canonical_focal == 1000.0
+    scene = render_batch([3_000_000_001], 96, 128)[0]
+    results = [
+        estimator.predict(Image(scene.rgb, Camera(f, f, 64.0, 48.0, 128, 96), "scene"))
+        for f in (100.0, 200.0)
+    ]
+    assert (results[0].depth > 0).all() and results[0].camera.fx == 100.0
+    # Same picture, twice the focal length: the canonical camera puts it twice as far.
+    np.testing.assert_allclose(results[1].depth, 2.0 * results[0].depth, rtol=1e-5)
+    # Without a camera the documented default (60 degrees) is used, and said so.
+    assumed = estimator.predict(scene.rgb)
+    assert assumed.camera.source == "default"
