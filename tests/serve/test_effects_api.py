@@ -124,3 +124,33 @@ def test_bad_requests_are_one_sentence(client, photo, name, fields, status, code
 
 def test_models_lists_the_effects(client):
     assert client.get("/v1/models").json()["effects"] == ["bokeh", "parallax", "stereo", "obstacle"]
+
+
+def test_the_same_photo_is_predicted_once_per_model(client, photo, monkeypatch):
+    calls = []
+    estimator = client.app.state.runtime.estimators[MODEL]
+    original = estimator.predict
+    monkeypatch.setattr(estimator, "predict", lambda image: calls.append(1) or original(image))
+    other = photo.copy()
+    other[0, 0] = 255 - other[0, 0]  # other bytes, so not in the cache yet
+    first = post_effect(client, "bokeh", other, focus_x="5", focus_y="5")
+    again = post_effect(client, "bokeh", other, focus_x="60", focus_y="40")
+    depth = client.post("/v1/depth", files={"image": ("x.png", png_bytes(other), "image/png")})
+    assert [r.headers["x-depth-cache"] for r in (first, again, depth)] == ["miss", "hit", "hit"]
+    assert len(calls) == 1
+    assert first.content != again.content  # refocused, from the kept depth
+
+
+def test_cache_keeps_recent_photos_within_its_pixel_budget():
+    from depthlens.io.images import Image
+    from depthlens.serve.cache import DepthCache
+
+    cache = DepthCache(max_pixels=2 * 100)
+    images = [Image(np.zeros((10, 10, 3), np.uint8), None, f"p{i}") for i in range(3)]
+    keys = [DepthCache.key("m", bytes([i])) for i in range(3)]
+    for key, image in zip(keys, images, strict=True):
+        cache.put(key, image, object())  # type: ignore[arg-type]
+    assert len(cache) == 2 and cache.get(keys[0]) is None and cache.get(keys[2]) is not None
+    cache.put(DepthCache.key("m", b"big"), Image(np.zeros((20, 20, 3), np.uint8), None, "b"), None)  # type: ignore[arg-type]
+    assert len(cache) == 2  # larger than the whole budget: never kept
+    assert DepthCache.key("other", bytes([2])) != keys[2]  # per model

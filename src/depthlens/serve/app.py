@@ -58,6 +58,7 @@ from depthlens.io.images import Image, load_image
 from depthlens.io.video import VideoWriter
 from depthlens.models.estimator import DepthResult, Estimator
 from depthlens.models.registry import MODELS
+from depthlens.serve.cache import DepthCache
 from depthlens.serve.pool import InferencePool, PoolFull
 from depthlens.serve.schemas import (
     DepthJson,
@@ -116,6 +117,8 @@ class ServeSettings:
     ``max_upload_mb`` caps an upload (1 MB = 10⁶ bytes) and ``max_megapixels`` the
     decoded image. ``workers`` inference threads run at once and ``queue_size`` more
     requests may wait for one (default 4 × workers); beyond that requests get 503.
+    ``cache_megapixels`` bounds the photos whose depth is kept for repeated requests
+    (``serve.cache``; 0: none).
     """
 
     models: tuple[str, ...] = ("depthlens-small",)
@@ -125,6 +128,7 @@ class ServeSettings:
     max_megapixels: float = 40.0
     workers: int = 1
     queue_size: int | None = None
+    cache_megapixels: float = 24.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(dict.fromkeys(self.models)))
@@ -140,6 +144,8 @@ class ServeSettings:
             raise UsageError(f"Use at least 1 worker, not {self.workers}.")
         if self.queue_size is not None and self.queue_size < 0:
             raise UsageError(f"The queue size cannot be negative ({self.queue_size}).")
+        if not self.cache_megapixels >= 0:
+            raise UsageError(f"The cache size cannot be negative ({self.cache_megapixels}).")
         if not (self.max_upload_mb > 0 and self.max_megapixels > 0):
             raise UsageError("The upload and megapixel limits must be positive.")
 
@@ -182,6 +188,7 @@ class _Runtime:
 
     estimators: dict[str, Estimator]
     pool: InferencePool
+    cache: DepthCache
 
 
 class ApiError(HTTPException):
@@ -262,7 +269,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Blocking here is fine: nothing is served until start-up completes.
         runtime = _Runtime(
-            load_models(settings), InferencePool(settings.workers, settings.waiting_limit)
+            load_models(settings),
+            InferencePool(settings.workers, settings.waiting_limit),
+            DepthCache(int(settings.cache_megapixels * 1e6)),
         )
         app.state.runtime = runtime
         try:
@@ -383,6 +392,7 @@ _DEPTH_HEADERS = {
         ("X-Depthlens-Model", "string", "The model that made the depth map."),
         ("X-Depth-Kind", "string", "relative_inverse (larger = nearer) or metric (meters)."),
         ("X-Processing-Ms", "number", "Server time from the received upload to the answer."),
+        ("X-Depth-Cache", "string", "hit: the depth of these bytes was kept from before."),
         ("X-Depth-Min", "number", "png16 only: the depth that level 0 stands for."),
         ("X-Depth-Max", "number", "png16 only: the depth that level 65535 stands for."),
     ]
@@ -437,6 +447,7 @@ async def predict_depth(
     job = functools.partial(
         _depth_job,
         estimator,
+        _runtime(request).cache,
         image.file,
         _DepthJob(
             label=filename or "The uploaded file",
@@ -594,6 +605,7 @@ async def apply_effect(
     job = functools.partial(
         _effect_job,
         estimator,
+        _runtime(request).cache,
         image.file,
         _EffectJob(
             name=name,
@@ -670,15 +682,14 @@ class _DepthJob:
     started: float  # perf_counter when the request's form had been received
 
 
-def _depth_job(estimator: Estimator, upload: BinaryIO, job: _DepthJob) -> Response:
+def _depth_job(
+    estimator: Estimator, cache: DepthCache, upload: BinaryIO, job: _DepthJob
+) -> Response:
     """Decode, predict and encode one upload (on a pool thread); the finished response."""
     began = time.perf_counter()
-    image = _decode_upload(upload, job.label, job.max_pixels)
-    decoded = time.perf_counter()
-    result = estimator.predict(image)
-    predicted = time.perf_counter()
-
-    headers = {"X-Depthlens-Model": result.model, "X-Depth-Kind": result.kind}
+    _, result, decoded, predicted, headers = _photo_and_depth(
+        estimator, cache, upload, job.label, job.max_pixels
+    )
     if job.output_format == "json":
         extras = {}
         if job.include_depth:
@@ -710,14 +721,14 @@ class _EffectJob:
     started: float
 
 
-def _effect_job(estimator: Estimator, upload: BinaryIO, job: _EffectJob) -> Response:
+def _effect_job(
+    estimator: Estimator, cache: DepthCache, upload: BinaryIO, job: _EffectJob
+) -> Response:
     """Decode, predict, render and encode one effect request (on a pool thread)."""
     began = time.perf_counter()
-    image = _decode_upload(upload, job.label, job.max_pixels)
-    decoded = time.perf_counter()
-    result = estimator.predict(image)
-    predicted = time.perf_counter()
-    headers = {"X-Depthlens-Model": result.model, "X-Depth-Kind": result.kind}
+    image, result, decoded, predicted, headers = _photo_and_depth(
+        estimator, cache, upload, job.label, job.max_pixels
+    )
     suffix = "gif" if job.output_format == "gif" else "mp4" if job.output_format == "mp4" else "png"
     filename = f"{job.stem}-{job.name}.{suffix}"
     try:
@@ -772,10 +783,35 @@ def _parallax_clip(rgb: np.ndarray, result: DepthResult, job: _EffectJob) -> byt
         return clip.read_bytes()
 
 
-def _decode_upload(upload: BinaryIO, label: str, max_pixels: int) -> Image:
+def _photo_and_depth(
+    estimator: Estimator, cache: DepthCache, upload: BinaryIO, label: str, max_pixels: int
+) -> tuple[Image, DepthResult, float, float, dict[str, str]]:
+    """The uploaded photo and its depth (from ``cache`` when this model has seen these
+    bytes), when decoding and prediction ended, and the response headers they give."""
+    data = upload.read()
+    key = DepthCache.key(estimator.name, data)
+    cached = cache.get(key)
+    if cached is not None:
+        image, result = cached
+        decoded = predicted = time.perf_counter()
+    else:
+        image = _decode_upload(data, label, max_pixels)
+        decoded = time.perf_counter()
+        result = estimator.predict(image)
+        predicted = time.perf_counter()
+        cache.put(key, image, result)
+    headers = {
+        "X-Depthlens-Model": result.model,
+        "X-Depth-Kind": result.kind,
+        "X-Depth-Cache": "hit" if cached is not None else "miss",
+    }
+    return image, result, decoded, predicted, headers
+
+
+def _decode_upload(data: bytes, label: str, max_pixels: int) -> Image:
     """The uploaded photo, or the 413 / 415 ApiError that says why not."""
     try:
-        return load_image(upload.read(), max_pixels, name=label)
+        return load_image(data, max_pixels, name=label)
     except ImageTooLargeError as err:
         size = f"{err.pixels:,} pixels" if err.pixels is not None else "too many pixels"
         raise ApiError(
