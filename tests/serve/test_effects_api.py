@@ -154,3 +154,33 @@ def test_cache_keeps_recent_photos_within_its_pixel_budget():
     cache.put(DepthCache.key("m", b"big"), Image(np.zeros((20, 20, 3), np.uint8), None, "b"), None)  # type: ignore[arg-type]
     assert len(cache) == 2  # larger than the whole budget: never kept
     assert DepthCache.key("other", bytes([2])) != keys[2]  # per model
+
+
+def test_a_given_field_of_view_is_the_camera_used_and_reported(client, photo):
+    from depthlens.geometry.camera import Camera
+
+    fields = {"format": "json", "fov": "90"}
+    files = {"image": ("x.png", png_bytes(photo), "image/png")}
+    body = client.post("/v1/depth", files=files, data=fields).json()
+    expected = Camera.from_fov(WIDTH, HEIGHT, 90.0)
+    assert body["camera"]["source"] == "user"
+    assert body["camera"]["fx"] == pytest.approx(expected.fx) == pytest.approx(WIDTH / 2)
+    assumed = client.post("/v1/depth", files=files, data={"format": "json"}).json()
+    assert assumed["camera"]["source"] == "default"
+    effect = post_effect(client, "obstacle", photo, fov="90").json()
+    assert effect["camera"]["fx"] == pytest.approx(WIDTH / 2)
+    bad = post_effect(client, "bokeh", photo, fov="200")
+    assert_error(bad, 422, "invalid_parameter")
+
+
+def test_metric_model_meters_follow_the_field_of_view(photo):
+    settings = ServeSettings(models=("depthlens-small-metric",), device="cpu")
+    with TestClient(create_app(settings)) as metric:
+        files = {"image": ("x.png", png_bytes(photo), "image/png")}
+        maps = [
+            np.load(io.BytesIO(metric.post("/v1/depth", files=files, data=fields).content))
+            for fields in ({"format": "npy", "fov": "60"}, {"format": "npy", "fov": "90"})
+        ]
+    # fx = (W / 2) / tan(fov / 2): a wider view is a shorter lens, so nearer meters.
+    ratio = np.tan(np.radians(30.0)) / np.tan(np.radians(45.0))
+    np.testing.assert_allclose(maps[1], maps[0] * ratio, rtol=1e-5)

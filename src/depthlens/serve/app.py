@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from pathlib import Path, PureWindowsPath
 from typing import Annotated, Any, BinaryIO, Literal, get_args
@@ -53,6 +53,7 @@ from depthlens.effects.apply import EFFECTS, EffectSettings, parallax_animation,
 from depthlens.effects.parallax import CAMERA_PATHS
 from depthlens.effects.stereo import STEREO_LAYOUTS
 from depthlens.errors import ImageError, ImageTooLargeError, UnknownModelError, UsageError
+from depthlens.geometry.camera import Camera
 from depthlens.io.depth_files import encode_npy, encode_png, encode_png16
 from depthlens.io.images import Image, load_image
 from depthlens.io.video import VideoWriter
@@ -61,6 +62,7 @@ from depthlens.models.registry import MODELS
 from depthlens.serve.cache import DepthCache
 from depthlens.serve.pool import InferencePool, PoolFull
 from depthlens.serve.schemas import (
+    CameraJson,
     DepthJson,
     EffectJson,
     ErrorBody,
@@ -438,6 +440,15 @@ async def predict_depth(
     include_color: Annotated[
         bool, Form(description="json only: add the heatmap as a base64 PNG.")
     ] = False,
+    fov: Annotated[
+        float | None,
+        Form(
+            gt=0,
+            lt=180,
+            description="The camera's horizontal field of view in degrees (metric models "
+            "scale by it); default: the photo's EXIF, else 60.",
+        ),
+    ] = None,
 ) -> Response:
     """Estimate the depth of the uploaded photo, at its own size."""
     started = time.perf_counter()
@@ -456,6 +467,7 @@ async def predict_depth(
             output_format=output_format,
             include_depth=include_depth,
             include_color=include_color,
+            fov=fov,
             max_pixels=settings.max_pixels,
             started=started,
         ),
@@ -574,6 +586,15 @@ async def apply_effect(
             "relative ones (default 0.8).",
         ),
     ] = None,
+    fov: Annotated[
+        float | None,
+        Form(
+            gt=0,
+            lt=180,
+            description="The camera's horizontal field of view in degrees (metric models "
+            "scale by it); default: the photo's EXIF, else 60.",
+        ),
+    ] = None,
 ) -> Response:
     """Run the effect on the uploaded photo and its depth (the served model's)."""
     started = time.perf_counter()
@@ -614,6 +635,7 @@ async def apply_effect(
             output_format=chosen,
             settings=effect_settings,
             fps=fps,
+            fov=fov,
             max_pixels=settings.max_pixels,
             started=started,
         ),
@@ -678,6 +700,7 @@ class _DepthJob:
     output_format: OutputFormat
     include_depth: bool
     include_color: bool
+    fov: float | None
     max_pixels: int
     started: float  # perf_counter when the request's form had been received
 
@@ -688,7 +711,7 @@ def _depth_job(
     """Decode, predict and encode one upload (on a pool thread); the finished response."""
     began = time.perf_counter()
     _, result, decoded, predicted, headers = _photo_and_depth(
-        estimator, cache, upload, job.label, job.max_pixels
+        estimator, cache, upload, job.label, job.max_pixels, job.fov
     )
     if job.output_format == "json":
         extras = {}
@@ -717,6 +740,7 @@ class _EffectJob:
     output_format: str
     settings: EffectSettings
     fps: float
+    fov: float | None
     max_pixels: int
     started: float
 
@@ -727,7 +751,7 @@ def _effect_job(
     """Decode, predict, render and encode one effect request (on a pool thread)."""
     began = time.perf_counter()
     image, result, decoded, predicted, headers = _photo_and_depth(
-        estimator, cache, upload, job.label, job.max_pixels
+        estimator, cache, upload, job.label, job.max_pixels, job.fov
     )
     suffix = "gif" if job.output_format == "gif" else "mp4" if job.output_format == "mp4" else "png"
     filename = f"{job.stem}-{job.name}.{suffix}"
@@ -747,6 +771,7 @@ def _effect_job(
                         kind=result.kind,
                         report=still.report,
                         image_png=_base64(png),
+                        camera=_camera_json(result),
                         timings_ms=timings,
                     )
                     .model_dump_json()
@@ -784,18 +809,26 @@ def _parallax_clip(rgb: np.ndarray, result: DepthResult, job: _EffectJob) -> byt
 
 
 def _photo_and_depth(
-    estimator: Estimator, cache: DepthCache, upload: BinaryIO, label: str, max_pixels: int
+    estimator: Estimator,
+    cache: DepthCache,
+    upload: BinaryIO,
+    label: str,
+    max_pixels: int,
+    fov: float | None,
 ) -> tuple[Image, DepthResult, float, float, dict[str, str]]:
     """The uploaded photo and its depth (from ``cache`` when this model has seen these
-    bytes), when decoding and prediction ended, and the response headers they give."""
+    bytes with this camera), when decoding and prediction ended, and the response
+    headers they give. ``fov`` (degrees) replaces the photo's own camera."""
     data = upload.read()
-    key = DepthCache.key(estimator.name, data)
+    key = DepthCache.key(estimator.name, data, f"fov={fov}" if fov is not None else "")
     cached = cache.get(key)
     if cached is not None:
         image, result = cached
         decoded = predicted = time.perf_counter()
     else:
         image = _decode_upload(data, label, max_pixels)
+        if fov is not None:
+            image = replace(image, camera=Camera.from_fov(image.width, image.height, fov))
         decoded = time.perf_counter()
         result = estimator.predict(image)
         predicted = time.perf_counter()
@@ -806,6 +839,15 @@ def _photo_and_depth(
         "X-Depth-Cache": "hit" if cached is not None else "miss",
     }
     return image, result, decoded, predicted, headers
+
+
+def _camera_json(result: DepthResult) -> CameraJson:
+    """The camera a result was computed for (every estimator records one)."""
+    camera = result.camera
+    if camera is None:
+        height, width = result.depth.shape
+        camera = Camera.default(width, height)
+    return CameraJson.model_validate(camera.as_dict())
 
 
 def _decode_upload(data: bytes, label: str, max_pixels: int) -> Image:
@@ -882,6 +924,7 @@ def _depth_json(
         percentiles=Percentiles(**{f"p{p}": v for p, v in zip(_PERCENTILES, stats, strict=True)}),
         timings_ms=timings,
         colormap=colormap,
+        camera=_camera_json(result),
         **extras,
     )
     return body.model_dump_json(exclude_unset=True)

@@ -2,7 +2,7 @@
 
 The page sends the same photo again for every effect tab, refocus click and slider
 move; the network's answer for it does not change. ``DepthCache`` keeps the decoded
-image and its DepthResult per (model, SHA-256 of the uploaded bytes), least recently
+image and its DepthResult per (model and camera, SHA-256 of the uploaded bytes), least recently
 used first out, within a budget of pixels (an entry costs 7 bytes a pixel: RGB and
 float32 depth). It is shared by the pool's threads, so every access holds a lock.
 """
@@ -30,8 +30,10 @@ class DepthCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(model: str, data: bytes) -> CacheKey:
-        return model, hashlib.sha256(data).digest()
+    def key(model: str, data: bytes, camera: str = "") -> CacheKey:
+        """The entry of ``data`` predicted by ``model`` for the camera the request asks
+        for (``camera``: how it was given; a metric model's meters depend on it)."""
+        return f"{model}|{camera}", hashlib.sha256(data).digest()
 
     def get(self, key: CacheKey) -> tuple[Image, DepthResult] | None:
         with self._lock:

@@ -49,6 +49,20 @@ class TimingsMs(BaseModel):
     total: float
 
 
+class CameraJson(BaseModel):
+    """The camera the depth was computed for (pixels): from the ``fov`` field (user),
+    the photo's EXIF, or an assumed 60° horizontal field of view (default). Metric
+    models scale their output by its focal length."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+    source: Literal["user", "exif", "default"]
+
+
 class DepthJson(BaseModel):
     """``format=json``: the depth map's statistics and, on request, the map itself."""
 
@@ -65,6 +79,7 @@ class DepthJson(BaseModel):
     percentiles: Percentiles
     timings_ms: TimingsMs
     colormap: str
+    camera: CameraJson
     depth: str | None = Field(
         default=None,
         description="With include_depth: base64 of the height × width depth values as "
@@ -89,6 +104,7 @@ class EffectJson(BaseModel):
         "layout, baseline; parallax: path, frame."
     )
     image_png: str = Field(description="base64 of the rendered image as PNG.")
+    camera: CameraJson
     timings_ms: TimingsMs
 
 
