@@ -369,6 +369,23 @@ def _known_colormap(name: str) -> str:
 
 router = APIRouter()
 
+# Form fields both photo endpoints take.
+PhotoField = Annotated[
+    UploadFile, File(description="The photo: JPEG, PNG, WebP, TIFF, BMP or GIF.")
+]
+ModelField = Annotated[
+    str | None, Form(description="A served model (GET /v1/models); default: the first.")
+]
+FovField = Annotated[
+    float | None,
+    Form(
+        gt=0,
+        lt=180,
+        description="The camera's horizontal field of view in degrees (metric models "
+        "scale by it); default: the photo's EXIF, else 60.",
+    ),
+]
+
 
 def _error_doc(description: str, **extra: Any) -> dict[str, Any]:
     """The OpenAPI entry of an error status: the ErrorBody schema and what it means."""
@@ -417,10 +434,8 @@ _DEPTH_HEADERS = {
 )
 async def predict_depth(
     request: Request,
-    image: Annotated[UploadFile, File(description="The photo: JPEG, PNG, WebP, TIFF, BMP or GIF.")],
-    model: Annotated[
-        str | None, Form(description="A served model (GET /v1/models); default: the first.")
-    ] = None,
+    image: PhotoField,
+    model: ModelField = None,
     colormap: Annotated[
         str,
         AfterValidator(_known_colormap),
@@ -440,15 +455,7 @@ async def predict_depth(
     include_color: Annotated[
         bool, Form(description="json only: add the heatmap as a base64 PNG.")
     ] = False,
-    fov: Annotated[
-        float | None,
-        Form(
-            gt=0,
-            lt=180,
-            description="The camera's horizontal field of view in degrees (metric models "
-            "scale by it); default: the photo's EXIF, else 60.",
-        ),
-    ] = None,
+    fov: FovField = None,
 ) -> Response:
     """Estimate the depth of the uploaded photo, at its own size."""
     started = time.perf_counter()
@@ -535,10 +542,8 @@ def _choice(choices: tuple[str, ...], what: str) -> Any:
 async def apply_effect(
     request: Request,
     name: Annotated[EffectName, PathParam(description="bokeh, parallax, stereo or obstacle.")],
-    image: Annotated[UploadFile, File(description="The photo: JPEG, PNG, WebP, TIFF, BMP or GIF.")],
-    model: Annotated[
-        str | None, Form(description="A served model (GET /v1/models); default: the first.")
-    ] = None,
+    image: PhotoField,
+    model: ModelField = None,
     output_format: Annotated[
         EffectFormat | None,
         Form(
@@ -586,15 +591,7 @@ async def apply_effect(
             "relative ones (default 0.8).",
         ),
     ] = None,
-    fov: Annotated[
-        float | None,
-        Form(
-            gt=0,
-            lt=180,
-            description="The camera's horizontal field of view in degrees (metric models "
-            "scale by it); default: the photo's EXIF, else 60.",
-        ),
-    ] = None,
+    fov: FovField = None,
 ) -> Response:
     """Run the effect on the uploaded photo and its depth (the served model's)."""
     started = time.perf_counter()
