@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from depthlens.effects.nearness import HIGH_PERCENTILE, LOW_PERCENTILE, disparity_of, nearness
+from depthlens.effects.nearness import NearnessScale, disparity_of
 from depthlens.models.spec import DepthKind
 
 __all__ = ["BokehResult", "lens_blur"]
@@ -129,9 +129,11 @@ def lens_blur(
     image = np.asarray(rgb)
     values = np.asarray(depth)
     _check_inputs(image, values, kind, aperture, layers)
-    near = nearness(values, kind)
+    disparity = disparity_of(values, kind)
+    scale = NearnessScale.of(disparity)
+    near = scale.apply(disparity)
     if focus_depth is not None:
-        focus_nearness, point = _nearness_of_depth(values, kind, focus_depth), None
+        focus_nearness, point = _nearness_of_depth(scale, kind, focus_depth), None
     else:
         focus_nearness, point = _focus_from_point(near, focus_point)
 
@@ -266,18 +268,12 @@ def _focus_from_point(
     return float(np.median(window)), (x, y)
 
 
-def _nearness_of_depth(depth: np.ndarray, kind: DepthKind, focus_depth: float) -> float:
-    """``focus_depth`` (meters, or a relative inverse depth) on the nearness scale of
-    ``depth``: the same percentile range as :func:`~depthlens.effects.nearness.nearness`,
-    clipped to [0, 1]."""
+def _nearness_of_depth(scale: NearnessScale, kind: DepthKind, focus_depth: float) -> float:
+    """``focus_depth`` (meters, or a relative inverse depth) on the depth map's nearness
+    ``scale``, clipped to [0, 1]."""
     value = float(focus_depth)
     if kind == "metric" and not (math.isfinite(value) and value > 0):
         raise ValueError(f"focus_depth must be a positive distance in meters, got {focus_depth}")
     if not math.isfinite(value):
         raise ValueError(f"focus_depth must be a finite number, got {focus_depth}")
-    disparity = disparity_of(depth, kind)
-    low, high = np.percentile(disparity, [LOW_PERCENTILE, HIGH_PERCENTILE])
-    if not high > low:
-        return 0.5
-    target = 1.0 / value if kind == "metric" else value
-    return float(np.clip((target - low) / (high - low), 0.0, 1.0))
+    return float(scale.apply(np.array(1.0 / value if kind == "metric" else value)))

@@ -9,6 +9,8 @@ nearest 1, robustly (percentiles, so a few stray pixels do not set the range).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from depthlens.models.spec import DepthKind
@@ -30,13 +32,32 @@ def disparity_of(depth: np.ndarray, kind: DepthKind) -> np.ndarray:
     return np.where(np.isfinite(values), values, 0.0).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class NearnessScale:
+    """The disparities a depth map's nearness 0 and 1 stand for (its robust far and
+    near ends), so other values, a chosen focus depth say, land on the same scale."""
+
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, disparity: np.ndarray) -> NearnessScale:
+        """The scale of a ``disparity_of`` map: its LOW and HIGH percentiles."""
+        low, high = np.percentile(disparity, [LOW_PERCENTILE, HIGH_PERCENTILE])
+        return cls(float(low), float(high))
+
+    def apply(self, disparity: np.ndarray) -> np.ndarray:
+        """Nearness in [0, 1] of disparities (float32); all 0.5 on a flat scale."""
+        values = np.asarray(disparity, dtype=np.float32)
+        if not self.high > self.low:
+            return np.full(values.shape, 0.5, np.float32)
+        return np.clip((values - self.low) / (self.high - self.low), 0.0, 1.0).astype(np.float32)
+
+
 def nearness(depth: np.ndarray, kind: DepthKind) -> np.ndarray:
     """(H, W) float32 in [0, 1]: 0 at the far end of the scene, 1 at the near end.
 
     A flat map (no depth variation) is all 0.5.
     """
     disparity = disparity_of(depth, kind)
-    low, high = np.percentile(disparity, [LOW_PERCENTILE, HIGH_PERCENTILE])
-    if not high > low:
-        return np.full(disparity.shape, 0.5, np.float32)
-    return np.clip((disparity - low) / (high - low), 0.0, 1.0).astype(np.float32)
+    return NearnessScale.of(disparity).apply(disparity)

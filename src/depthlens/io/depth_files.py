@@ -274,13 +274,14 @@ def write_png(path: PathLike, rgb: np.ndarray) -> Path:
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
-    """An (H, W, 3) RGB or (H, W) grey uint8 image as the bytes of a PNG file."""
+    """An (H, W, 3) RGB uint8 image, or an (H, W) grey uint8 or uint16 one (values as
+    they are), as the bytes of a PNG file."""
     image = np.asarray(rgb)
-    if image.dtype != np.uint8 or not (
-        image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
-    ):
+    grey = image.ndim == 2 and image.dtype in (np.uint8, np.uint16)
+    if not grey and not (image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
         raise ValueError(
-            f"encode_png takes (H, W, 3) or (H, W) uint8, got {image.dtype} {image.shape}"
+            f"encode_png takes (H, W, 3) uint8 or (H, W) uint8/uint16, got {image.dtype} "
+            f"{image.shape}"
         )
     return _encode_png(image[:, :, ::-1] if image.ndim == 3 else image)
 

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
-from depthlens.errors import ImageError, ImageTooLargeError
+from depthlens.errors import DepthlensError, ImageError, ImageTooLargeError
 from depthlens.geometry.camera import Camera, camera_from_exif
 
 __all__ = [
@@ -141,25 +141,30 @@ def load_image(
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         label = name or str(path)
-        _check_file(path)
+        check_input_file(path)
         return _open_and_load(path, path.read_bytes, max_pixels, label)
     raise TypeError(
         f"load_image takes a path, bytes, a PIL image or an array, not {type(source).__name__}"
     )
 
 
-def _check_file(path: Path) -> None:
-    """Raise ImageError unless ``path`` is a non-empty regular file."""
+def check_input_file(
+    path: Path, what: str = "image", error: type[DepthlensError] = ImageError
+) -> None:
+    """Raise ``error`` unless ``path`` is a non-empty regular file; ``what`` names the
+    kind of file in the sentence ("image", "video")."""
     if not path.exists():
-        raise ImageError(f"Image file {path} does not exist.")
+        raise error(f"{what.capitalize()} file {path} does not exist.")
     if path.is_dir():
-        raise ImageError(f"{path} is a directory, not an image file.")
+        raise error(
+            f"{path} is a directory, not {'an' if what[0] in 'aeiou' else 'a'} {what} file."
+        )
     try:
         size = path.stat().st_size
     except OSError as err:
-        raise ImageError(f"Image file {path} cannot be read: {err.strerror}.") from err
+        raise error(f"{what.capitalize()} file {path} cannot be read: {err.strerror}.") from err
     if size == 0:
-        raise ImageError(f"Image file {path} is empty (0 bytes).")
+        raise error(f"{what.capitalize()} file {path} is empty (0 bytes).")
 
 
 def _open_and_load(fp: Path | io.BytesIO, read_bytes: Any, max_pixels: int, label: str) -> Image:

@@ -45,6 +45,7 @@ from PIL import Image as PILImage
 
 from depthlens.errors import DepthlensError, OutputError
 from depthlens.io.depth_files import atomic_write
+from depthlens.io.images import check_input_file
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -200,17 +201,9 @@ class VideoReader:
 
 
 def _check_video_file(path: Path) -> None:
-    """Raise VideoError unless ``path`` is a non-empty regular file."""
-    if not path.exists():
-        raise VideoError(f"Video file {path} does not exist.")
-    if path.is_dir():
-        raise VideoError(f"{path} is a directory, not a video file.")
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise VideoError(f"Video file {path} cannot be read: {err.strerror}.") from err
-    if size == 0:
-        raise VideoError(f"Video file {path} is empty (0 bytes).")
+    """Raise VideoError unless ``path`` is a non-empty regular file we may read (ffmpeg
+    would only say it failed)."""
+    check_input_file(path, "video", VideoError)
     if not os.access(path, os.R_OK):
         raise VideoError(f"Video file {path} cannot be read: permission denied.")
 

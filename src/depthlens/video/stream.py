@@ -17,12 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
-import cv2
 import numpy as np
 
 from depthlens.errors import OutputError, UsageError
 from depthlens.geometry.camera import Camera
-from depthlens.io.depth_files import DEPTH_UNITS, atomic_write, write_bytes, write_sidecar
+from depthlens.io.depth_files import (
+    DEPTH_UNITS,
+    atomic_write,
+    encode_png,
+    write_bytes,
+    write_sidecar,
+)
 from depthlens.io.images import Image
 from depthlens.io.video import VideoError, VideoReader, VideoWriter
 from depthlens.models.spec import DepthKind
@@ -370,10 +375,7 @@ class _LosslessSink:
         off_scale = finite & ((units < 1) | (units > PNG16_MAX))
         self.clipped += int(off_scale.sum())
         values = np.where(finite, np.clip(np.nan_to_num(units), 1, PNG16_MAX), 0)
-        ok, encoded = cv2.imencode(".png", values.astype(np.uint16))
-        if not ok:
-            raise OutputError(f"Cannot encode a {depth.shape[1]}×{depth.shape[0]} 16-bit PNG.")
-        return encoded.tobytes()
+        return encode_png(values.astype(np.uint16))
 
     def _flush(self) -> None:
         """Write the chunk held so far as the next NPZ file and start a new one."""
