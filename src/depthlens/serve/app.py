@@ -458,33 +458,16 @@ async def predict_depth(
     fov: FovField = None,
 ) -> Response:
     """Estimate the depth of the uploaded photo, at its own size."""
-    started = time.perf_counter()
-    settings = _settings(request)
-    estimator = _served_estimator(request, model, image)
-    filename = _safe_name(image.filename)
-    job = functools.partial(
-        _depth_job,
-        estimator,
-        _runtime(request).cache,
-        image.file,
-        _DepthJob(
-            label=filename or "The uploaded file",
-            stem=Path(filename).stem or "image",
-            colormap=colormap,
-            output_format=output_format,
-            include_depth=include_depth,
-            include_color=include_color,
-            fov=fov,
-            max_pixels=settings.max_pixels,
-            started=started,
-        ),
-    )
-    return await _run_on_pool(request, job)
+    upload = _posted_photo(request, image, model, fov, time.perf_counter())
+    job = _DepthJob(upload, colormap, output_format, include_depth, include_color)
+    return await _run_on_pool(request, functools.partial(_depth_job, job))
 
 
-def _served_estimator(request: Request, model: str | None, upload: UploadFile) -> Estimator:
-    """The estimator of ``model`` (default: the first served), after checking the
-    upload's declared size; 404 or 413 ApiError otherwise."""
+def _posted_photo(
+    request: Request, image: UploadFile, model: str | None, fov: float | None, started: float
+) -> _Upload:
+    """The photo of a request with the served model it asks for (default: the first),
+    after checking the upload's declared size; 404 or 413 ApiError otherwise."""
     settings, runtime = _settings(request), _runtime(request)
     name = model or settings.default_model
     estimator = runtime.estimators.get(name)
@@ -494,9 +477,19 @@ def _served_estimator(request: Request, model: str | None, upload: UploadFile) -
             "unknown_model",
             f"Model '{name}' is not served here; use one of {', '.join(settings.models)}.",
         )
-    if upload.size is not None and upload.size > settings.max_upload_bytes:
+    if image.size is not None and image.size > settings.max_upload_bytes:
         raise _upload_too_large(settings)
-    return estimator
+    filename = _safe_name(image.filename)
+    return _Upload(
+        estimator=estimator,
+        cache=runtime.cache,
+        file=image.file,
+        label=filename or "The uploaded file",
+        stem=Path(filename).stem or "image",
+        fov=fov,
+        max_pixels=settings.max_pixels,
+        started=started,
+    )
 
 
 async def _run_on_pool(request: Request, job: functools.partial[Response]) -> Response:
@@ -594,9 +587,7 @@ async def apply_effect(
     fov: FovField = None,
 ) -> Response:
     """Run the effect on the uploaded photo and its depth (the served model's)."""
-    started = time.perf_counter()
-    settings = _settings(request)
-    estimator = _served_estimator(request, model, image)
+    upload = _posted_photo(request, image, model, fov, time.perf_counter())
     chosen = output_format or _EFFECT_FORMATS[name][0]
     if chosen not in _EFFECT_FORMATS[name]:
         raise ApiError(
@@ -619,25 +610,8 @@ async def apply_effect(
         )
     except UsageError as err:
         raise ApiError(422, "invalid_parameter", str(err)) from err
-    filename = _safe_name(image.filename)
-    job = functools.partial(
-        _effect_job,
-        estimator,
-        _runtime(request).cache,
-        image.file,
-        _EffectJob(
-            name=name,
-            label=filename or "The uploaded file",
-            stem=Path(filename).stem or "image",
-            output_format=chosen,
-            settings=effect_settings,
-            fps=fps,
-            fov=fov,
-            max_pixels=settings.max_pixels,
-            started=started,
-        ),
-    )
-    return await _run_on_pool(request, job)
+    job = _EffectJob(upload, name, chosen, effect_settings, fps)
+    return await _run_on_pool(request, functools.partial(_effect_job, job))
 
 
 @router.get("/v1/models", summary="Served models, colormaps, formats and limits")
@@ -688,41 +662,48 @@ def _safe_name(filename: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class _DepthJob:
-    """One POST /v1/depth, as the worker thread needs it."""
+class _Upload:
+    """A posted photo as a pool thread needs it: the served model and depth cache to
+    take its depth with, the camera asked for, and what to call it."""
 
+    estimator: Estimator
+    cache: DepthCache
+    file: BinaryIO
     label: str  # names the upload in messages
     stem: str  # output file names start with it
-    colormap: str
-    output_format: OutputFormat
-    include_depth: bool
-    include_color: bool
-    fov: float | None
+    fov: float | None  # degrees, replacing the photo's own camera
     max_pixels: int
     started: float  # perf_counter when the request's form had been received
 
 
-def _depth_job(
-    estimator: Estimator, cache: DepthCache, upload: BinaryIO, job: _DepthJob
-) -> Response:
+@dataclass(frozen=True)
+class _DepthJob:
+    """One POST /v1/depth, as the worker thread needs it."""
+
+    upload: _Upload
+    colormap: str
+    output_format: OutputFormat
+    include_depth: bool
+    include_color: bool
+
+
+def _depth_job(job: _DepthJob) -> Response:
     """Decode, predict and encode one upload (on a pool thread); the finished response."""
     began = time.perf_counter()
-    _, result, decoded, predicted, headers = _photo_and_depth(
-        estimator, cache, upload, job.label, job.max_pixels, job.fov
-    )
+    _, result, decoded, predicted, headers = _photo_and_depth(job.upload)
     if job.output_format == "json":
         extras = {}
         if job.include_depth:
             extras["depth"] = _base64(np.ascontiguousarray(result.depth, dtype="<f4").tobytes())
         if job.include_color:
             extras["color_png"] = _base64(_heatmap_png(result, job.colormap))
-        timings = _timings_ms(job.started, began, decoded, predicted)
+        timings = _timings_ms(job.upload.started, began, decoded, predicted)
         body = _depth_json(result, job.colormap, timings, extras).encode()
         media_type = "application/json"
     else:
         body, media_type, format_headers = _encode_file(result, job)
         headers.update(format_headers)
-        timings = _timings_ms(job.started, began, decoded, predicted)
+        timings = _timings_ms(job.upload.started, began, decoded, predicted)
     headers["X-Processing-Ms"] = f"{timings.total:.1f}"
     return Response(body, media_type=media_type, headers=headers)
 
@@ -731,27 +712,19 @@ def _depth_job(
 class _EffectJob:
     """One POST /v1/effects/{name}, as the worker thread needs it."""
 
+    upload: _Upload
     name: str
-    label: str
-    stem: str
     output_format: str
     settings: EffectSettings
     fps: float
-    fov: float | None
-    max_pixels: int
-    started: float
 
 
-def _effect_job(
-    estimator: Estimator, cache: DepthCache, upload: BinaryIO, job: _EffectJob
-) -> Response:
+def _effect_job(job: _EffectJob) -> Response:
     """Decode, predict, render and encode one effect request (on a pool thread)."""
     began = time.perf_counter()
-    image, result, decoded, predicted, headers = _photo_and_depth(
-        estimator, cache, upload, job.label, job.max_pixels, job.fov
-    )
+    image, result, decoded, predicted, headers = _photo_and_depth(job.upload)
     suffix = "gif" if job.output_format == "gif" else "mp4" if job.output_format == "mp4" else "png"
-    filename = f"{job.stem}-{job.name}.{suffix}"
+    filename = f"{job.upload.stem}-{job.name}.{suffix}"
     try:
         if job.name == "parallax":
             body = _parallax_clip(image.rgb, result, job)
@@ -760,7 +733,7 @@ def _effect_job(
             still = render_still(job.name, image.rgb, result.depth, result.kind, job.settings)
             png = encode_png(still.image)
             if job.output_format == "json":
-                timings = _timings_ms(job.started, began, decoded, predicted)
+                timings = _timings_ms(job.upload.started, began, decoded, predicted)
                 body = (
                     EffectJson(
                         effect=job.name,
@@ -783,7 +756,7 @@ def _effect_job(
         raise ApiError(422, "invalid_parameter", str(err)) from err
     if media_type != "application/json":
         headers["Content-Disposition"] = f'inline; filename="{filename}"'
-    timings = _timings_ms(job.started, began, decoded, predicted)
+    timings = _timings_ms(job.upload.started, began, decoded, predicted)
     headers["X-Processing-Ms"] = f"{timings.total:.1f}"
     return Response(body, media_type=media_type, headers=headers)
 
@@ -806,28 +779,23 @@ def _parallax_clip(rgb: np.ndarray, result: DepthResult, job: _EffectJob) -> byt
 
 
 def _photo_and_depth(
-    estimator: Estimator,
-    cache: DepthCache,
-    upload: BinaryIO,
-    label: str,
-    max_pixels: int,
-    fov: float | None,
+    upload: _Upload,
 ) -> tuple[Image, DepthResult, float, float, dict[str, str]]:
-    """The uploaded photo and its depth (from ``cache`` when this model has seen these
+    """The uploaded photo and its depth (from the cache when this model has seen these
     bytes with this camera), when decoding and prediction ended, and the response
-    headers they give. ``fov`` (degrees) replaces the photo's own camera."""
-    data = upload.read()
-    key = DepthCache.key(estimator.name, data, f"fov={fov}" if fov is not None else "")
+    headers they give."""
+    data, fov, cache = upload.file.read(), upload.fov, upload.cache
+    key = DepthCache.key(upload.estimator.name, data, f"fov={fov}" if fov is not None else "")
     cached = cache.get(key)
     if cached is not None:
         image, result = cached
         decoded = predicted = time.perf_counter()
     else:
-        image = _decode_upload(data, label, max_pixels)
+        image = _decode_upload(data, upload.label, upload.max_pixels)
         if fov is not None:
             image = replace(image, camera=Camera.from_fov(image.width, image.height, fov))
         decoded = time.perf_counter()
-        result = estimator.predict(image)
+        result = upload.estimator.predict(image)
         predicted = time.perf_counter()
         cache.put(key, image, result)
     headers = {
@@ -872,7 +840,7 @@ def _base64(data: bytes) -> str:
 
 def _encode_file(result: DepthResult, job: _DepthJob) -> tuple[bytes, str, dict[str, str]]:
     """The body, media type and headers of the color, png16 and npy formats."""
-    filename = f"{job.stem}{_SUFFIXES[job.output_format]}"
+    filename = f"{job.upload.stem}{_SUFFIXES[job.output_format]}"
     if job.output_format == "npy":
         disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
         return encode_npy(result.depth), "application/octet-stream", disposition
