@@ -20,10 +20,9 @@ from depthlens.effects.parallax import CAMERA_PATHS, camera_path, parallax_frame
 from depthlens.effects.stereo import STEREO_LAYOUTS, stereo_image
 from depthlens.errors import UsageError
 from depthlens.geometry.camera import Camera
-from depthlens.io.images import Image
 from depthlens.models.spec import DepthKind
 from depthlens.video.stabilize import DepthStabilizer
-from depthlens.video.stream import DepthPredictor, map_video
+from depthlens.video.stream import DepthPredictor, map_video_batches, predict_frames
 
 EFFECTS = ("bokeh", "parallax", "stereo", "obstacle")
 
@@ -175,6 +174,7 @@ def convert_video(
     stabilize: bool = True,
     fps: float | None = None,
     camera: Camera | None = None,
+    batch_size: int = 4,
     on_report: Callable[[int, dict[str, object]], None] | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
 ) -> int:
@@ -186,20 +186,23 @@ def convert_video(
     not flicker with the model's per-frame scale. ``on_report(index, report)`` gets
     each frame's report (the obstacle warnings). Returns the number of frames written;
     nothing is left at ``out_path`` if it fails. ``camera`` is the frames' intrinsics,
-    for metric models (default: ``Camera.default``).
+    for metric models (default: ``Camera.default``); ``batch_size`` frames share a
+    forward pass.
     """
     check_effect(name)
     stabilizer = DepthStabilizer(estimator.kind) if stabilize else None
-    source = str(video)
 
-    def per_frame(frame: np.ndarray, index: int) -> np.ndarray:
-        image = Image(rgb=frame, camera=camera, source=f"{source}#frame{index}")
-        depth = estimator.predict_images([image], 1)[0].depth
-        if stabilizer is not None:
-            depth = stabilizer(depth, frame)
-        still = render_still(name, frame, depth, estimator.kind, settings, frame=index)
-        if on_report is not None:
-            on_report(index, still.report)
-        return still.image
+    def per_batch(frames: list[np.ndarray], first_index: int) -> list[np.ndarray]:
+        depths = predict_frames(estimator, frames, first_index, video, stabilizer, camera)
+        rendered = []
+        for offset, (frame, depth) in enumerate(zip(frames, depths, strict=True)):
+            index = first_index + offset
+            still = render_still(name, frame, depth, estimator.kind, settings, frame=index)
+            if on_report is not None:
+                on_report(index, still.report)
+            rendered.append(still.image)
+        return rendered
 
-    return map_video(video, out_path, per_frame, fps=fps, on_progress=on_progress)
+    return map_video_batches(
+        video, out_path, per_batch, batch_size=batch_size, fps=fps, on_progress=on_progress
+    )

@@ -3,6 +3,20 @@ and streaming prediction over a video file (``stream``). Reading and writing vid
 files lives in ``depthlens.io.video``."""
 
 from depthlens.video.stabilize import DepthStabilizer, flicker
-from depthlens.video.stream import VideoDepthOutputs, map_video, predict_video
+from depthlens.video.stream import (
+    VideoDepthOutputs,
+    map_video,
+    map_video_batches,
+    predict_frames,
+    predict_video,
+)
 
-__all__ = ["DepthStabilizer", "VideoDepthOutputs", "flicker", "map_video", "predict_video"]
+__all__ = [
+    "DepthStabilizer",
+    "VideoDepthOutputs",
+    "flicker",
+    "map_video",
+    "map_video_batches",
+    "predict_frames",
+    "predict_video",
+]

@@ -252,14 +252,7 @@ def _stream(
     colour_range: _ColourRange | None = None
     first_range = (0.0, 0.0)
     for batch in _batches(iter(reader), batch_size):
-        images = [
-            Image(rgb=frame, camera=camera, source=f"{source}#frame{done + i}")
-            for i, frame in enumerate(batch)
-        ]
-        results = estimator.predict_images(images, batch_size)
-        depths = [np.asarray(result.depth, dtype=np.float32) for result in results]
-        if stabilizer is not None:
-            depths = [stabilizer(depth, frame) for depth, frame in zip(depths, batch, strict=True)]
+        depths = predict_frames(estimator, batch, done, source, stabilizer, camera)
         if colour_range is None:
             colour_range = _ColourRange(kind, depths)
             first_range = (colour_range.low, colour_range.high)
@@ -273,6 +266,28 @@ def _stream(
     if done == 0:
         raise VideoError(f"{source} holds no video frames.")
     return done, first_range
+
+
+def predict_frames(
+    estimator: DepthPredictor,
+    frames: Sequence[np.ndarray],
+    first_index: int,
+    source: str | Path,
+    stabilizer: DepthStabilizer | None = None,
+    camera: Camera | None = None,
+) -> list[np.ndarray]:
+    """The (H, W) float32 depth of consecutive frames ``first_index``, … of ``source``
+    in one ``predict_images`` call, each stabilised after the one before it when a
+    ``stabilizer`` is given (feed it every frame of the video, in order)."""
+    images = [
+        Image(rgb=frame, camera=camera, source=f"{source}#frame{first_index + i}")
+        for i, frame in enumerate(frames)
+    ]
+    results = estimator.predict_images(images, max(1, len(images)))
+    depths = [np.asarray(result.depth, dtype=np.float32) for result in results]
+    if stabilizer is not None:
+        depths = [stabilizer(depth, frame) for depth, frame in zip(depths, frames, strict=True)]
+    return depths
 
 
 def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
@@ -450,21 +465,48 @@ def map_video(
 
     Frames stream through one at a time: ``per_frame`` gets an (H, W, 3) uint8 RGB
     frame and its index from 0, and returns an (H', W', 3) uint8 RGB frame (any size,
-    the same for all frames). The video is written at ``fps``, by default the
-    input's rate (``DEFAULT_FPS`` if it states none), in the format ``out_path``'s
-    suffix asks for (see ``VideoWriter``). Returns the number of frames written.
-    A bad input raises ``VideoError`` before anything is written, and any failure
-    midway (in ``per_frame`` too) leaves no file at ``out_path``.
-    ``on_progress(frames_done, total)`` is called after each frame.
+    the same for all frames). Otherwise as :func:`map_video_batches`, whose
+    ``on_progress`` is then called after each frame.
     """
+
+    def per_batch(frames: list[np.ndarray], first_index: int) -> list[np.ndarray]:
+        return [per_frame(frame, first_index + i) for i, frame in enumerate(frames)]
+
+    return map_video_batches(video, out_path, per_batch, fps=fps, on_progress=on_progress)
+
+
+def map_video_batches(
+    video: str | Path,
+    out_path: str | Path,
+    per_batch: Callable[[list[np.ndarray], int], Sequence[np.ndarray]],
+    *,
+    batch_size: int = 1,
+    fps: float | None = None,
+    on_progress: Progress | None = None,
+) -> int:
+    """Write ``per_batch(frames, first_index)`` of every run of ``batch_size`` frames
+    of ``video`` to ``out_path`` (one output frame per input frame, in order), so a
+    model can take several frames per forward pass.
+
+    The video is written at ``fps``, by default the input's rate (``DEFAULT_FPS`` if it
+    states none), in the format ``out_path``'s suffix asks for (see ``VideoWriter``).
+    Returns the number of frames written. A bad input raises ``VideoError`` before
+    anything is written, and any failure midway (in ``per_batch`` too) leaves no file
+    at ``out_path``. ``on_progress(frames_done, total)`` is called after each batch.
+    """
+    if batch_size < 1:
+        raise UsageError(f"The batch size must be at least 1, not {batch_size}.")
     source = Path(video)
+    done = 0
     with VideoReader(source) as reader:
         rate = fps if fps is not None else (reader.info.fps or DEFAULT_FPS)
         with VideoWriter(out_path, rate) as writer:
-            for index, frame in enumerate(reader):
-                writer.write(per_frame(frame, index))
+            for batch in _batches(iter(reader), batch_size):
+                for frame in per_batch(batch, done):
+                    writer.write(frame)
+                done += len(batch)
                 if on_progress is not None:
-                    on_progress(index + 1, reader.info.frame_count)
+                    on_progress(done, reader.info.frame_count)
             if writer.frames == 0:
                 raise VideoError(f"{source} holds no video frames.")
     return writer.frames
