@@ -513,7 +513,7 @@ def _predict_video(
             smoothing=smoothing,
             lossless=lossless,  # type: ignore[arg-type]
             colormap=colormap,
-            camera=_video_camera(video, user_camera),
+            camera=user_camera,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     err.print(
@@ -528,16 +528,6 @@ def _is_video_input(path: Path) -> bool:
     from depthlens.io.video import is_video_path
 
     return is_video_path(path) and path.suffix.lower() != ".gif" and path.is_file()
-
-
-def _video_camera(video: Path, user_camera: Callable[[int, int], Camera] | None) -> Camera | None:
-    """The camera the options give, for the size of ``video``'s frames."""
-    if user_camera is None:
-        return None
-    from depthlens.io.video import VideoReader
-
-    with VideoReader(video) as reader:
-        return user_camera(reader.info.width, reader.info.height)
 
 
 def _align_to_points(result: DepthResult, points_file: Path) -> tuple[DepthResult, dict]:
@@ -797,7 +787,7 @@ def effect(
                 settings,
                 stabilize=stabilize,
                 fps=fps,
-                camera=_video_camera(source, user_camera),
+                camera=user_camera,
                 on_report=(lambda i, r: reports.append({"frame": i, **r}))
                 if name == "obstacle"
                 else None,

@@ -153,3 +153,18 @@ def test_demo_writes_the_depth_and_two_effects(tmp_path, capsys):
     np.testing.assert_array_equal(
         np.asarray(PILImage.open(tmp_path / "input-anaglyph.png")), anaglyph.image
     )
+
+
+def test_camera_flags_reach_every_video_frame(clip, tmp_path, capsys):
+    runs = {}
+    for fov in ("60", "90"):
+        out = tmp_path / fov
+        args = ["predict", clip, "-o", out, "-m", "depthlens-small-metric", "--fov", fov]
+        code, _, err = run_cli([*args, "--lossless", "npz", "--no-stabilize"], capsys)
+        assert code == 0, err
+        sidecar = json.loads((out / "slide-depth.json").read_text())
+        assert sidecar["camera"]["source"] == "user"
+        runs[fov] = np.load(out / "slide-depth-chunk0000.npz")["depth"]
+    # A metric model's meters follow the focal length: fx ∝ 1 / tan(fov / 2).
+    ratio = np.tan(np.radians(30.0)) / np.tan(np.radians(45.0))
+    np.testing.assert_allclose(runs["90"], runs["60"] * ratio, rtol=1e-5)

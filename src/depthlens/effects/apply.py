@@ -19,10 +19,14 @@ from depthlens.effects.obstacle import annotate_obstacles, find_obstacles
 from depthlens.effects.parallax import CAMERA_PATHS, camera_path, parallax_frames, render_view
 from depthlens.effects.stereo import STEREO_LAYOUTS, stereo_image
 from depthlens.errors import UsageError
-from depthlens.geometry.camera import Camera
 from depthlens.models.spec import DepthKind
 from depthlens.video.stabilize import DepthStabilizer
-from depthlens.video.stream import DepthPredictor, map_video_batches, predict_frames
+from depthlens.video.stream import (
+    CameraSpec,
+    DepthPredictor,
+    map_video_batches,
+    predict_frames,
+)
 
 EFFECTS = ("bokeh", "parallax", "stereo", "obstacle")
 
@@ -173,7 +177,7 @@ def convert_video(
     *,
     stabilize: bool = True,
     fps: float | None = None,
-    camera: Camera | None = None,
+    camera: CameraSpec | None = None,
     batch_size: int = 4,
     on_report: Callable[[int, dict[str, object]], None] | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
@@ -185,9 +189,9 @@ def convert_video(
     ``stabilize`` is False (``video.stabilize.DepthStabilizer``), so the effect does
     not flicker with the model's per-frame scale. ``on_report(index, report)`` gets
     each frame's report (the obstacle warnings). Returns the number of frames written;
-    nothing is left at ``out_path`` if it fails. ``camera`` is the frames' intrinsics,
-    for metric models (default: ``Camera.default``); ``batch_size`` frames share a
-    forward pass.
+    nothing is left at ``out_path`` if it fails. ``camera`` is the frames' intrinsics
+    (as ``predict_video`` takes it), for metric models (default: ``Camera.default``);
+    ``batch_size`` frames share a forward pass.
     """
     check_effect(name)
     stabilizer = DepthStabilizer(estimator.kind) if stabilize else None

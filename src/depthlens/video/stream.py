@@ -37,6 +37,9 @@ from depthlens.viz.colormaps import COLORMAPS, colorize
 __all__ = ["DEFAULT_FPS", "DepthPredictor", "VideoDepthOutputs", "map_video", "predict_video"]
 
 Progress = Callable[[int, int | None], None]
+# The frames' camera: one Camera, or a function of the frame size (width, height) giving
+# it, as the CLI's --fx/--fov flags do (their principal point is the frame's centre).
+CameraSpec = Camera | Callable[[int, int], Camera]
 
 # The frame rate written when a video states none (and none can be derived).
 DEFAULT_FPS = 30.0
@@ -105,7 +108,7 @@ def predict_video(
     chunk_frames: int = 100,
     colormap: str = "inferno",
     batch_size: int = 4,
-    camera: Camera | None = None,
+    camera: CameraSpec | None = None,
     on_progress: Progress | None = None,
 ) -> VideoDepthOutputs:
     """Predict the depth of every frame of ``video`` and write it to ``out_dir``.
@@ -141,7 +144,8 @@ def predict_video(
     place at the end (an earlier ``NAME-depth/`` is replaced); if anything fails
     midway, that folder and the unfinished colour video are deleted. Stale NPZ chunks
     of an earlier, longer run are removed. ``camera`` (the frames' intrinsics) is what
-    a metric model scales by; without it each frame gets ``Camera.default``.
+    a metric model scales by (a Camera, or a function of the frame size giving one);
+    without it each frame gets ``Camera.default``.
     ``on_progress(frames_done, total)`` is
     called after each batch; ``total`` is None when the file does not say.
     """
@@ -199,7 +203,9 @@ def predict_video(
             "padded_to_even": bool(info.width % 2 or info.height % 2),
         },
         "lossless": lossless_info,
-        "camera": camera.as_dict() if camera is not None else None,
+        "camera": (
+            camera_for(camera, info.width, info.height).as_dict() if camera is not None else None
+        ),
         "stabilization": {
             "enabled": stabilizer is not None,
             "smoothing": smoothing if stabilizer is not None else None,
@@ -244,7 +250,7 @@ def _stream(
     colormap: str,
     batch_size: int,
     on_progress: Progress | None,
-    camera: Camera | None = None,
+    camera: CameraSpec | None = None,
 ) -> tuple[int, tuple[float, float]]:
     """Run the batches; the frames done and the first colour range ``(near, far)``."""
     kind = estimator.kind
@@ -274,20 +280,28 @@ def predict_frames(
     first_index: int,
     source: str | Path,
     stabilizer: DepthStabilizer | None = None,
-    camera: Camera | None = None,
+    camera: CameraSpec | None = None,
 ) -> list[np.ndarray]:
     """The (H, W) float32 depth of consecutive frames ``first_index``, … of ``source``
     in one ``predict_images`` call, each stabilised after the one before it when a
     ``stabilizer`` is given (feed it every frame of the video, in order)."""
-    images = [
-        Image(rgb=frame, camera=camera, source=f"{source}#frame{first_index + i}")
-        for i, frame in enumerate(frames)
-    ]
+    images = []
+    for i, frame in enumerate(frames):
+        height, width = frame.shape[:2]
+        frame_camera = camera_for(camera, width, height) if camera is not None else None
+        images.append(
+            Image(rgb=frame, camera=frame_camera, source=f"{source}#frame{first_index + i}")
+        )
     results = estimator.predict_images(images, max(1, len(images)))
     depths = [np.asarray(result.depth, dtype=np.float32) for result in results]
     if stabilizer is not None:
         depths = [stabilizer(depth, frame) for depth, frame in zip(depths, frames, strict=True)]
     return depths
+
+
+def camera_for(camera: CameraSpec, width: int, height: int) -> Camera:
+    """The Camera of frames of this size (``camera`` itself when it is one)."""
+    return camera if isinstance(camera, Camera) else camera(width, height)
 
 
 def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
