@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depthlens.models.estimator import network_input_size, preprocess
+from depthlens.models.estimator import (
+    MAX_SIDE_FACTOR,
+    MIN_NETWORK_SIDE,
+    network_input_size,
+    preprocess,
+)
 from depthlens.models.registry import DEPTH_ANYTHING_INPUT, DPT_INPUT, MIDAS_SMALL_INPUT, MODELS
 
 
@@ -70,12 +75,11 @@ def test_published_worked_sizes(image, midas, dpt, da):
 
 
 AWKWARD = [(479, 641), (100, 1000), (2000, 30), (1, 1), (13, 7), (518, 518), (257, 255), (33, 4000)]
+# Strips thinner than any photo: the official rule gives 0 rows or millions of columns.
+THIN = [(1, 16), (10, 200), (20, 1000), (1, 5000), (5000, 1), (1, 7), (3, 100_000)]
 
 
-@pytest.mark.parametrize("shape", AWKWARD)
-@pytest.mark.parametrize("policy", [MIDAS_SMALL_INPUT, DPT_INPUT, DEPTH_ANYTHING_INPUT])
-def test_awkward_shapes_match_the_official_rule(shape, policy):
-    height, width = shape
+def official_size(height, width, policy):
     expected_w, expected_h = official_get_size(
         width,
         height,
@@ -85,15 +89,36 @@ def test_awkward_shapes_match_the_official_rule(shape, policy):
         policy.method,
         policy.multiple_of,
     )
-    assert network_input_size(height, width, policy) == (expected_h, expected_w)
+    return int(expected_h), int(expected_w)
+
+
+@pytest.mark.parametrize("shape", AWKWARD + THIN)
+@pytest.mark.parametrize("policy", [MIDAS_SMALL_INPUT, DPT_INPUT, DEPTH_ANYTHING_INPUT])
+def test_awkward_shapes_match_the_official_rule_within_the_bounds(shape, policy):
+    """Where the official side lies within [one multiple >= MIN_NETWORK_SIDE,
+    MAX_SIDE_FACTOR × the longest target side] it is kept; beyond, the bound is used."""
+    ours = network_input_size(*shape, policy)
+    m = policy.multiple_of
+    low = -(-MIN_NETWORK_SIDE // m) * m
+    high = MAX_SIDE_FACTOR * max(policy.size) // m * m
+    for official, side in zip(official_size(*shape, policy), ours, strict=True):
+        assert side == (low if official < low else high if official > high else official)
+
+
+@pytest.mark.parametrize("policy", [MIDAS_SMALL_INPUT, DPT_INPUT, DEPTH_ANYTHING_INPUT])
+def test_photos_up_to_four_to_one_are_sized_as_upstream(policy):
+    for height, width in [(479, 641), (1000, 4000), (4000, 1000), (1080, 1920), (13, 7), (1, 1)]:
+        if max(height, width) <= MAX_SIDE_FACTOR * min(height, width):
+            assert network_input_size(height, width, policy) == official_size(height, width, policy)
 
 
 def test_every_zoo_size_is_a_multiple_and_bounded():
     for spec in MODELS.values():
-        for height, width in AWKWARD:
+        for height, width in AWKWARD + THIN:
             h, w = network_input_size(height, width, spec.input)
             m = spec.input.multiple_of
             assert h % m == 0 and w % m == 0, spec.name
+            assert MIN_NETWORK_SIDE <= min(h, w) <= max(h, w) <= 4 * max(spec.input.size)
             target_h, target_w = spec.input.size  # Metric3D's canvas is not square
             if spec.input.method == "lower_bound":
                 assert h >= target_h and w >= target_w, spec.name

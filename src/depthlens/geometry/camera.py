@@ -19,9 +19,12 @@ from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_FOV_DEG",
+    "MAX_FOV_DEG",
+    "MIN_FOV_DEG",
     "Camera",
     "CameraSource",
     "camera_from_exif",
+    "check_fov",
 ]
 
 # EXIF tag numbers (EXIF 2.32, CIPA DC-008-2019, tables 4 and 7).
@@ -46,6 +49,15 @@ _RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
 # The field of view assumed when nothing says what the camera was: 60 degrees across
 # is between a phone's main camera (about 65-75) and a normal lens (about 40-50).
 DEFAULT_FOV_DEG = 60.0
+
+# The fields of view a real camera can have, in degrees, across the image: below 1
+# degree is a telescope (a 2500 mm lens on full frame), above 179 a pinhole model no
+# longer describes the lens (fisheyes reach 180 and beyond, which it cannot). Cameras
+# from flags, form fields and EXIF are checked against them (Camera.check_physical),
+# so that a focal length from outside is never 0, inf or absurd (1e-306 degrees gave
+# fx = inf).
+MIN_FOV_DEG = 1.0
+MAX_FOV_DEG = 179.0
 
 CameraSource = Literal["user", "exif", "default"]
 
@@ -78,6 +90,12 @@ class Camera:
             raise ValueError(f"principal point must be finite, got ({self.cx}, {self.cy})")
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"image size must be positive, got {self.width}×{self.height}")
+        for axis, centre, size in (("cx", self.cx, self.width), ("cy", self.cy, self.height)):
+            if not -size <= centre <= 2 * size:
+                raise ValueError(
+                    f"principal point {axis}={centre:g} lies more than an image size ({size} px) "
+                    "outside the image"
+                )
         if self.source not in ("user", "exif", "default"):
             raise ValueError(f"camera source must be user, exif or default, got {self.source!r}")
 
@@ -92,11 +110,9 @@ class Camera:
         """A camera with square pixels seeing ``horizontal_fov_deg`` degrees across.
 
         ``fx = fy = (width / 2) / tan(fov / 2)``; principal point at the image centre.
+        The field of view must lie in [``MIN_FOV_DEG``, ``MAX_FOV_DEG``] (ValueError).
         """
-        if not 0.0 < horizontal_fov_deg < 180.0:
-            raise ValueError(
-                f"horizontal field of view must be in (0, 180) degrees, got {horizontal_fov_deg}"
-            )
+        check_fov(horizontal_fov_deg)
         focal = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
         return cls(focal, focal, width / 2.0, height / 2.0, width, height, source)
 
@@ -104,6 +120,34 @@ class Camera:
     def default(cls, width: int, height: int) -> Camera:
         """The assumed camera when nothing is known: ``DEFAULT_FOV_DEG`` across, centred."""
         return cls.from_fov(width, height, DEFAULT_FOV_DEG, source="default")
+
+    @property
+    def horizontal_fov(self) -> float:
+        """The field of view across the image's width, in degrees."""
+        return math.degrees(2.0 * math.atan(self.width / (2.0 * self.fx)))
+
+    def check_physical(self) -> Camera:
+        """This camera, if a real camera can have it, else ValueError saying why.
+
+        For numbers that come from outside (flags, form fields, EXIF): the horizontal
+        field of view must lie in [``MIN_FOV_DEG``, ``MAX_FOV_DEG``] and the pixels must
+        be near square (``fy / fx`` in [1/4, 4]; real sensors are within a few percent).
+        Not a check of every Camera: a 1×5000 strip's default camera sees 0.01 degrees
+        vertically, which is right for a strip.
+        """
+        fov = self.horizontal_fov
+        if not MIN_FOV_DEG <= fov <= MAX_FOV_DEG:
+            raise ValueError(
+                f"a focal length of {self.fx:g} px on an image {self.width} px wide is a field "
+                f"of view of {fov:.3g} degrees, outside the {MIN_FOV_DEG:g} to "
+                f"{MAX_FOV_DEG:g} a camera can have"
+            )
+        if not 0.25 <= self.fy / self.fx <= 4.0:
+            raise ValueError(
+                f"fy = {self.fy:g} and fx = {self.fx:g} px differ by more than 4 times, "
+                "which no camera's pixels do"
+            )
+        return self
 
     def as_dict(self) -> dict[str, float | int | str]:
         """``fx, fy, cx, cy`` (pixels), ``width, height`` and ``source``, for JSON."""
@@ -118,8 +162,23 @@ class Camera:
         }
 
 
+def check_fov(degrees: float) -> float:
+    """``degrees`` if it is a field of view a camera can have, else ValueError."""
+    if not (math.isfinite(degrees) and MIN_FOV_DEG <= degrees <= MAX_FOV_DEG):
+        raise ValueError(
+            f"a field of view must be between {MIN_FOV_DEG:g} and {MAX_FOV_DEG:g} degrees, "
+            f"not {degrees:g}"
+        )
+    return degrees
+
+
 def camera_from_exif(exif: Mapping[int, Any], width: int, height: int) -> Camera | None:
-    """The camera a photo's EXIF data implies, or None when it says too little.
+    """The camera a photo's EXIF data implies, or None when it says too little or
+    something impossible.
+
+    EXIF comes from outside: values that are zero, negative, infinite, of the wrong
+    type, or that give a field of view no camera has (``Camera``'s checks) make it
+    say nothing, so the caller falls back to ``Camera.default`` rather than failing.
 
     ``exif`` is a ``PIL.Image.Exif`` (or any mapping of tag number to value); tags
     are looked up in the Exif sub-IFD and, for writers that misplace them, in IFD0.
@@ -138,11 +197,17 @@ def camera_from_exif(exif: Mapping[int, Any], width: int, height: int) -> Camera
        ``height / PixelYDimension``. Orientations 5-8 (turned by 90 degrees) swap
        the x and y values.
     """
-    focal_35mm = _as_float(_exif_value(exif, FOCAL_LENGTH_IN_35MM_FILM))
-    if focal_35mm is not None and focal_35mm > 0.0:  # 0 is EXIF's "unknown"
-        focal = focal_35mm / FULL_FRAME_WIDTH_MM * width
-        return Camera(focal, focal, width / 2.0, height / 2.0, width, height, "exif")
-    return _camera_from_focal_plane(exif, width, height)
+    try:
+        focal_35mm = _as_float(_exif_value(exif, FOCAL_LENGTH_IN_35MM_FILM))
+        if focal_35mm is not None and focal_35mm > 0.0:  # 0 is EXIF's "unknown"
+            focal = focal_35mm / FULL_FRAME_WIDTH_MM * width
+            camera = Camera(focal, focal, width / 2.0, height / 2.0, width, height, "exif")
+        else:
+            camera = _camera_from_focal_plane(exif, width, height)
+        return camera.check_physical() if camera is not None else None
+    except (ValueError, TypeError, ArithmeticError):
+        # Impossible numbers (a 1e308 mm lens, a negative PixelYDimension): no camera.
+        return None
 
 
 def _camera_from_focal_plane(exif: Mapping[int, Any], width: int, height: int) -> Camera | None:
@@ -166,8 +231,12 @@ def _camera_from_focal_plane(exif: Mapping[int, Any], width: int, height: int) -
     exif_height = _as_float(_exif_value(exif, PIXEL_Y_DIMENSION))
     if exif_width is not None and exif_width > 0.0:
         fx_stored *= stored_width / exif_width
-        # Without a height, the image was scaled by the same factor both ways.
-        scale_y = stored_height / exif_height if exif_height else stored_width / exif_width
+        # Without a (positive) height, the image was scaled by the same factor both ways.
+        scale_y = (
+            stored_height / exif_height
+            if exif_height is not None and exif_height > 0.0
+            else stored_width / exif_width
+        )
         fy_stored *= scale_y
     fx, fy = (fy_stored, fx_stored) if turned else (fx_stored, fy_stored)
     return Camera(fx, fy, width / 2.0, height / 2.0, width, height, "exif")
@@ -190,6 +259,6 @@ def _as_float(value: Any) -> float | None:
         value = value[0] if len(value) == 1 else None
     try:
         result = float(value)
-    except (TypeError, ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ArithmeticError):
         return None
     return result if math.isfinite(result) else None

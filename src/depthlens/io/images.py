@@ -9,10 +9,12 @@ with one sentence naming the file.
 
 from __future__ import annotations
 
+import errno
 import glob
 import io
 import os
 import re
+import stat
 import struct
 import warnings
 from collections.abc import Iterable
@@ -28,6 +30,8 @@ from depthlens.errors import DepthlensError, ImageError, ImageTooLargeError
 from depthlens.geometry.camera import Camera, camera_from_exif
 
 __all__ = [
+    "DECODED_FORMATS",
+    "DECODE_ERRORS",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "Image",
@@ -57,9 +61,32 @@ _UPRIGHT: dict[int, PILImage.Transpose] = {
     8: PILImage.Transpose.ROTATE_90,
 }
 
+# The only formats whose decoders ever see a user's bytes (Pillow format names).
+# Everything else Pillow could open is
+# refused unparsed: its EPS plugin hands files to Ghostscript, and PSD, PPM, IM and the
+# other rarely used plugins are attack surface for no user benefit. (Multi-picture
+# JPEGs, MPO, come through the JPEG entry.)
+DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+_FORMAT_NAMES = "JPEG, PNG, WebP, TIFF, BMP or GIF"
+
 # What Pillow raises on corrupt or truncated data: its plugins parse untrusted bytes
-# with struct/indexing and let those errors escape, so the list is long on purpose.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error)
+# with struct, indexing and arithmetic and let those errors escape (a TIFF whose
+# StripOffsets entry is typed as a float raises TypeError), so the list is long on
+# purpose. MemoryError: a header that asks for more memory than there is.
+DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    TypeError,
+    EOFError,
+    IndexError,
+    KeyError,
+    AttributeError,
+    ArithmeticError,
+    RuntimeError,
+    MemoryError,
+    struct.error,
+)
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -108,7 +135,8 @@ def load_image(
 
     ``source`` is a file path, the bytes of an encoded file, a ``PIL.Image.Image``, or
     an array: (H, W) or (H, W, 1|3|4) of uint8, uint16 (scaled by 255 / 65535) or
-    floats in [0, 1]. Files may be JPEG, PNG, WebP, TIFF, BMP or GIF (first frame).
+    floats in [0, 1]. Files may be JPEG, PNG, WebP, TIFF, BMP or GIF (first frame):
+    ``DECODED_FORMATS``; any other format is refused before a decoder parses it.
     ``name`` labels bytes/PIL/array sources in messages (e.g. an upload's file name).
 
     Conversion to RGB: alpha is dropped, not composited (colour values are kept as
@@ -122,7 +150,10 @@ def load_image(
     any pixel is decoded. Pillow's own bomb limit (2 × ``PIL.Image.MAX_IMAGE_PIXELS``,
     about 179 MP) still applies to encoded sources above that.
     Truncated files raise ``ImageError`` as long as
-    ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` keeps its default, False.
+    ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` keeps its default, False. Warnings the
+    decoders raise about a file (corrupt EXIF, odd chunks) are dropped: an image either
+    loads or fails with one sentence. A camera EXIF cannot describe (a zero, negative
+    or absurd focal length) is left out, so the default camera is used.
     """
     if isinstance(source, np.ndarray):
         label = name or "<array>"
@@ -152,19 +183,42 @@ def check_input_file(
     path: Path, what: str = "image", error: type[DepthlensError] = ImageError
 ) -> None:
     """Raise ``error`` unless ``path`` is a non-empty regular file; ``what`` names the
-    kind of file in the sentence ("image", "video")."""
-    if not path.exists():
-        raise error(f"{what.capitalize()} file {path} does not exist.")
-    if path.is_dir():
-        raise error(
-            f"{path} is a directory, not {'an' if what[0] in 'aeiou' else 'a'} {what} file."
-        )
+    kind of file in the sentence ("image", "video").
+
+    The sentence says what the path is instead: missing, a broken link or a link
+    loop, a folder, a named pipe, a device or a socket (reading those would block or
+    never end: ``/dev/zero``), unreadable, or empty.
+    """
+    article = "an" if what[0] in "aeiou" else "a"
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as err:
-        raise error(f"{what.capitalize()} file {path} cannot be read: {err.strerror}.") from err
-    if size == 0:
+        if err.errno == errno.ELOOP:
+            raise error(f"{path} is a symbolic link loop, not {article} {what} file.") from None
+        if err.errno == errno.ENOENT and path.is_symlink():
+            target = os.readlink(path)
+            raise error(f"{path} is a broken symbolic link (to {target}).") from None
+        if err.errno == errno.ENOENT:
+            raise error(f"{what.capitalize()} file {path} does not exist.") from None
+        raise error(f"{what.capitalize()} file {path} cannot be read: {err.strerror}.") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path} is {_file_kind(info.st_mode)}, not {article} {what} file.")
+    if not os.access(path, os.R_OK):
+        raise error(f"{what.capitalize()} file {path} cannot be read: permission denied.")
+    if info.st_size == 0:
         raise error(f"{what.capitalize()} file {path} is empty (0 bytes).")
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, for a sentence."""
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
 
 
 def _open_and_load(fp: Path | io.BytesIO, read_bytes: Any, max_pixels: int, label: str) -> Image:
@@ -174,17 +228,18 @@ def _open_and_load(fp: Path | io.BytesIO, read_bytes: Any, max_pixels: int, labe
         # next from the header, replaces the warning. (catch_warnings is process-wide:
         # a concurrent load may at worst leave this one warning silenced.)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            pil = PILImage.open(fp)
+            warnings.simplefilter("ignore")
+            pil = PILImage.open(fp, formats=DECODED_FORMATS)
     except PILImage.DecompressionBombError as err:
-        raise _pillow_bomb_error(label, err) from err
+        raise _pillow_bomb_error(label, err, max_pixels) from err
     except PILImage.UnidentifiedImageError as err:
-        raise ImageError(f"{label} is not an image in a format depthlens can read.") from err
+        raise ImageError(
+            f"{label} is not an image in a format depthlens reads ({_FORMAT_NAMES})."
+        ) from err
     except PermissionError as err:
         raise ImageError(f"Image file {label} cannot be read: permission denied.") from err
-    except _DECODE_ERRORS as err:
-        reason = str(err).rstrip(".") or type(err).__name__
-        raise ImageError(f"{label} could not be read as an image ({reason}).") from err
+    except DECODE_ERRORS as err:
+        raise ImageError(f"{label} could not be read as an image ({_short_reason(err)}).") from err
     with pil:
         return _load_pil(pil, read_bytes, max_pixels, label)
 
@@ -194,40 +249,73 @@ def _load_pil(pil: PILImage.Image, read_bytes: Any, max_pixels: int, label: str)
     width, height = pil.size
     _check_pixels(width, height, max_pixels, label)
     try:
-        rgb = None
-        if read_bytes is not None and _is_16bit_colour(pil):  # before load(), which clears tile
-            rgb = _rgb_from_16bit_file(read_bytes(), (height, width))
-        if rgb is None:
-            pil.load()  # decode now, so that truncation raises here, inside the try
-            rgb = _rgb_from_pil(pil, label)
+        # Decoder warnings (corrupt EXIF, truncated metadata) are about this file, which
+        # either decodes or fails with a sentence; they are not for the user's terminal.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rgb = None
+            if read_bytes is not None and _is_16bit_colour(pil):  # before load() clears tile
+                rgb = _rgb_from_16bit_file(read_bytes(), (height, width))
+            if rgb is None:
+                pil.load()  # decode now, so that truncation raises here, inside the try
+                rgb = _rgb_from_pil(pil, label)
+            exif = _read_exif(pil)  # after decoding: a PNG's eXIf chunk may follow its pixels
     except PILImage.DecompressionBombError as err:  # e.g. a later GIF frame
-        raise _pillow_bomb_error(label, err) from err
-    except _DECODE_ERRORS as err:
-        reason = str(err).rstrip(".") or type(err).__name__
+        raise _pillow_bomb_error(label, err, max_pixels) from err
+    except DECODE_ERRORS as err:
+        reason = _short_reason(err)
         raise ImageError(
             f"{label} is corrupt or truncated and cannot be decoded ({reason})."
         ) from err
 
-    exif = _read_exif(pil)  # after decoding: a PNG's eXIf chunk may follow its pixels
     orientation = exif.get(_ORIENTATION_TAG)
-    if orientation in _UPRIGHT:
+    if isinstance(orientation, int) and orientation in _UPRIGHT:
         rgb = np.asarray(PILImage.fromarray(rgb).transpose(_UPRIGHT[orientation]))
     rgb = np.array(rgb, dtype=np.uint8, order="C")  # writable, owned by this Image
-    camera = camera_from_exif(exif, rgb.shape[1], rgb.shape[0])
-    return Image(rgb=rgb, camera=camera, source=label)
+    return Image(rgb=rgb, camera=_exif_camera(exif, rgb.shape[1], rgb.shape[0]), source=label)
 
 
-def _pillow_bomb_error(label: str, err: Exception) -> ImageTooLargeError:
-    """The ImageTooLargeError for Pillow's own decompression-bomb refusal."""
+def _exif_camera(exif: PILImage.Exif, width: int, height: int) -> Camera | None:
+    """``camera_from_exif``, or None when the EXIF block is too broken to parse (the
+    Exif sub-IFD is read lazily, so corrupt data surfaces only here)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return camera_from_exif(exif, width, height)
+    except DECODE_ERRORS:
+        return None
+
+
+def _short_reason(err: BaseException) -> str:
+    """A decoder's complaint for the end of a sentence: one line, printable, at most 120
+    characters (some decoders quote the file's bytes back)."""
+    text = " ".join(str(err).split()).rstrip(".")
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    if len(text) > 120:
+        text = text[:117] + "..."
+    return text or type(err).__name__
+
+
+def _pillow_bomb_error(label: str, err: Exception, max_pixels: int) -> ImageTooLargeError:
+    """The ImageTooLargeError for Pillow's own decompression-bomb refusal, which comes
+    before our header check can run: it names the caller's limit when the image is
+    over it, and Pillow's only when the caller allowed more than Pillow does."""
     found = re.search(r"\((\d+) pixels\)", str(err))
     pixels = int(found.group(1)) if found else None
     size = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
-    limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
+    pillow_limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
+    if pixels is None or pixels > max_pixels:
+        return ImageTooLargeError(
+            f"{label} has {size}, more than the limit of {max_pixels:,}; "
+            "pass a larger max_pixels (--max-megapixels) if you trust it.",
+            pixels,
+            max_pixels,
+        )
     return ImageTooLargeError(
-        f"{label} has {size}, more than Pillow's decompression-bomb limit of {limit:,} "
-        "(2 × PIL.Image.MAX_IMAGE_PIXELS); raise that and max_pixels if you trust it.",
+        f"{label} has {size}, more than Pillow's decompression-bomb limit of "
+        f"{pillow_limit:,} (2 × PIL.Image.MAX_IMAGE_PIXELS); raise that if you trust it.",
         pixels,
-        limit,
+        pillow_limit,
     )
 
 
@@ -235,7 +323,7 @@ def _read_exif(pil: PILImage.Image) -> PILImage.Exif:
     """The image's EXIF data; empty when it is missing or unreadable (pixels still load)."""
     try:
         return pil.getexif()
-    except _DECODE_ERRORS:
+    except DECODE_ERRORS:
         return PILImage.Exif()
 
 
@@ -244,7 +332,7 @@ def _check_pixels(width: int, height: int, max_pixels: int, label: str) -> None:
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"{label} is {width}×{height} = {width * height:,} pixels, more than the limit "
-            f"of {max_pixels:,}; pass a larger max_pixels (--max-pixels) if you trust it.",
+            f"of {max_pixels:,}; pass a larger max_pixels (--max-megapixels) if you trust it.",
             width * height,
             max_pixels,
         )
@@ -390,17 +478,27 @@ def find_images(
     seen: set[Path] = set()
     for raw in inputs:
         for path, relative in _expand_input(str(raw), recursive):
-            key = path.resolve()
+            key = _identity(path)
             if key not in seen:
                 seen.add(key)
                 found.append((path, relative))
     return found
 
 
+def _identity(path: Path) -> Path:
+    """The file ``path`` names, for spotting the same file reached twice (a link loop
+    has no resolved path: it stands for itself)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _expand_input(raw: str, recursive: bool) -> list[tuple[Path, PurePath]]:
     """The ``(path, relative path)`` pairs of one input, sorted by relative path."""
     path = Path(raw)
-    if path.is_file():
+    if path.is_file() or (os.path.lexists(path) and not path.is_dir()):
+        # Links to nowhere, pipes and devices too: loading says what they are.
         return [(path, PurePath(path.name))]
     if path.is_dir():
         pairs = [(p, _relative_to(p, path)) for p in _walk(path, recursive)]
@@ -426,8 +524,9 @@ def _walk(folder: Path, recursive: bool) -> list[Path]:
 
 
 def _is_image_file(path: Path) -> bool:
-    """A regular file (or link to one) with an image suffix."""
-    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    """Anything but a folder with an image suffix: links to nowhere, pipes and devices
+    named like images are kept, so that loading reports what they are."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir()
 
 
 def _glob_base(pattern: str) -> Path:

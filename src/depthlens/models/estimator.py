@@ -76,8 +76,29 @@ def _snap(value: float, multiple: int, min_val: int = 0, max_val: int | None = N
     return snapped
 
 
+# Bounds on each side of the network input, for images far from any the official code
+# was written for: a 1×5000 strip rounds to 0 rows under an upper bound (cv2.resize
+# asserts) and to 518×2,590,000 under Depth Anything's lower bound (tens of GB). Each
+# side is kept between one multiple of at least MIN_NETWORK_SIDE pixels and
+# MAX_SIDE_FACTOR times the policy's longest target side, so an image more elongated
+# than that is squeezed; photos up to 4:1 (panoramas included) are sized as upstream.
+MIN_NETWORK_SIDE = 32
+MAX_SIDE_FACTOR = 4
+
+
 def network_input_size(height: int, width: int, policy: InputPolicy) -> tuple[int, int]:
-    """The (h, w) the network sees for an (height, width) image, as the official Resize."""
+    """The (h, w) the network sees for an (height, width) image, as the official Resize,
+    then each side kept within ``MIN_NETWORK_SIDE`` and ``MAX_SIDE_FACTOR`` × the
+    target's longest side (multiples of ``policy.multiple_of``)."""
+    net_h, net_w = _official_input_size(height, width, policy)
+    m = policy.multiple_of
+    low = -(-MIN_NETWORK_SIDE // m) * m
+    high = max(low, MAX_SIDE_FACTOR * max(policy.size) // m * m)
+    return min(max(net_h, low), high), min(max(net_w, low), high)
+
+
+def _official_input_size(height: int, width: int, policy: InputPolicy) -> tuple[int, int]:
+    """The (h, w) of isl-org/MiDaS's ``Resize`` (midas/transforms.py), unbounded."""
     target_h, target_w = policy.size
     scale_h, scale_w = target_h / height, target_w / width
     if policy.keep_aspect:

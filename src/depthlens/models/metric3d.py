@@ -685,7 +685,8 @@ def preprocess(rgb: np.ndarray, canvas: tuple[int, int] = CANVAS) -> tuple[np.nd
     """
     height, width = rgb.shape[:2]
     scale = min(canvas[0] / height, canvas[1] / width)
-    new_h, new_w = int(height * scale), int(width * scale)
+    # At least one pixel: hubconf's int() truncates a 1×5000 strip to 0 rows.
+    new_h, new_w = max(1, int(height * scale)), max(1, int(width * scale))
     image = rgb
     if (new_h, new_w) != (height, width):
         image = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import operator
 import os
-import struct
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from PIL import Image as PILImage
 
 from depthlens.errors import ImageError, UsageError
 from depthlens.io.depth_files import read_png16
+from depthlens.io.images import DECODE_ERRORS, DECODED_FORMATS
 
 __all__ = [
     "Dataset",
@@ -35,9 +35,6 @@ __all__ = [
 
 Intrinsics = tuple[float, float, float, float]
 """Pinhole intrinsics ``(fx, fy, cx, cy)`` in pixels, pixel centres at integer + 0.5."""
-
-# What Pillow raises on corrupt or truncated files (its decoders leak these).
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,9 +113,9 @@ def read_rgb(path: Path) -> np.ndarray:
     if not path.is_file():
         raise UsageError(f"Expected the image file {path}, but it does not exist.")
     try:
-        with PILImage.open(path) as pil:
+        with PILImage.open(path, formats=DECODED_FORMATS) as pil:
             rgb = np.asarray(pil.convert("RGB"), dtype=np.uint8)
-    except _DECODE_ERRORS as err:
+    except (*DECODE_ERRORS, PILImage.DecompressionBombError) as err:
         reason = str(err).rstrip(".") or type(err).__name__
         raise UsageError(f"{path} cannot be read as an image ({reason}).") from err
     return np.ascontiguousarray(rgb)
