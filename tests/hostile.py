@@ -112,6 +112,22 @@ def png_claiming(width: int, height: int) -> bytes:
     return small[:8] + bytes(ihdr) + small[33:]
 
 
+def png16_with_bad_icc() -> bytes:
+    """A 48-bit RGB PNG (decoded by OpenCV) with a broken iCCP chunk: libpng prints
+    "libpng warning: iCCP: too short" to stderr unless it is silenced."""
+    import zlib
+
+    import cv2
+
+    rgb16 = photo(24, 32).astype(np.uint16) * 257
+    ok, encoded = cv2.imencode(".png", rgb16[:, :, ::-1])
+    assert ok
+    data = encoded.tobytes()
+    body = b"iCCP" + b"bogus\x00\x00" + zlib.compress(b"not a profile" * 10)
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    return data[:33] + chunk + data[33:]  # after the signature and IHDR
+
+
 EPS = (
     b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
     b"%%EndComments\n/Helvetica findfont 1 scalefont setfont\nshowpage\n%%EOF\n"
@@ -131,6 +147,8 @@ GOOD_NAMES = (
     "exif-focal-zero.jpg",
     "exif-focal-inf.jpg",
     "exif-garbage.jpg",
+    "png16-bad-icc.png",
+    "jpeg-extraneous-bytes.jpg",
 )
 
 
@@ -162,7 +180,13 @@ def regular_files() -> dict[str, bytes]:
         "exif-garbage.jpg": encode(
             photo(48, 64), "JPEG", exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7f" + b"\x01" * 40
         ),
+        "png16-bad-icc.png": png16_with_bad_icc(),
+        "jpeg-extraneous-bytes.jpg": _with_extraneous_bytes(
+            encode(photo(32, 48, seed=6), "JPEG", quality=90)
+        ),
         # Must fail, each with one sentence.
+        "png16-truncated.png": png16_with_bad_icc()[:300],
+        "tiff-truncated.tif": encode(photo(64, 64), "TIFF")[:100],
         "tiff-float-strip-offsets.tif": float_strip_offsets_tiff(),
         "postscript.png": EPS,
         "postscript.eps.jpg": EPS,
@@ -176,6 +200,13 @@ def regular_files() -> dict[str, bytes]:
         "header-bomb.png": png_claiming(200_000, 200_000),
     }
     return files
+
+
+def _with_extraneous_bytes(jpeg: bytes) -> bytes:
+    """Three stray bytes before the start-of-scan marker: libjpeg's "Corrupt JPEG data:
+    3 extraneous bytes before marker 0xda" (a warning; the image still decodes)."""
+    index = jpeg.find(b"\xff\xda")
+    return jpeg[:index] + b"\x00\x01\x02" + jpeg[index:]
 
 
 def hostile_folder(folder: Path) -> tuple[list[str], list[str]]:

@@ -103,12 +103,21 @@ class _Payload:
         return (os.system, ("echo pwned",))
 
 
-def test_pickles_with_code_are_refused(tmp_path):
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_pickles_with_code_are_refused_in_one_sentence(tmp_path, writer):
     path = tmp_path / "evil.pt"
-    with path.open("wb") as handle:
-        pickle.dump({"x": _Payload()}, handle)
-    with pytest.raises(WeightsError):
+    if writer == "pickle":
+        with path.open("wb") as handle:
+            pickle.dump({"x": _Payload()}, handle)
+    else:
+        torch.save({"x": _Payload()}, path)
+    with pytest.raises(WeightsError) as caught:
         read_state_dict(path)
+    message = str(caught.value)
+    # one sentence, naming what was found, and never the advice to unpickle anyway
+    assert message.count(". ") == 0 and message.endswith(".") and ".." not in message
+    assert writer == "pickle" or "system" in message  # torch names the global it met
+    assert "weights_only" not in message and "False" not in message
 
 
 def test_training_container_is_unwrapped(tmp_path):

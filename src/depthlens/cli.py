@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import sys
 import time
@@ -33,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from depthlens.errors import DepthlensError, ImageError, OutputError, UsageError
-from depthlens.geometry.camera import Camera
+from depthlens.geometry.camera import MAX_FOV_DEG, MIN_FOV_DEG, Camera
 from depthlens.io.depth_files import (
     depth_sidecar,
     write_bytes,
@@ -233,12 +234,19 @@ def _user_camera(
     cy: float | None,
     fov: float | None,
 ) -> Callable[[int, int], Camera] | None:
-    """The camera the options give, for an image of a given size; None if none given."""
+    """The camera the options give, for an image of a given size; None if none given.
+
+    The numbers are checked as they come in (a field of view of 1 to 179 degrees,
+    finite positive focal lengths) and, for each image, against its size
+    (``Camera.check_physical``): ``--fx 5`` is a 179.9-degree lens on a 4000 px photo.
+    """
     if fov is not None:
         if any(v is not None for v in (fx, fy, cx, cy)):
             raise UsageError("Give either --fov or --fx (with --fy, --cx, --cy), not both.")
-        if not (math.isfinite(fov) and 0.0 < fov < 180.0):
-            raise UsageError(f"--fov must be between 0 and 180 degrees, not {fov}.")
+        if not (math.isfinite(fov) and MIN_FOV_DEG <= fov <= MAX_FOV_DEG):
+            raise UsageError(
+                f"--fov must be between {MIN_FOV_DEG:g} and {MAX_FOV_DEG:g} degrees, not {fov:g}."
+            )
         return lambda width, height: Camera.from_fov(width, height, fov)
     if fx is None:
         if any(v is not None for v in (fy, cx, cy)):
@@ -251,14 +259,23 @@ def _user_camera(
         if value is not None and not math.isfinite(value):
             raise UsageError(f"{name} must be a finite pixel coordinate, not {value}.")
     focal_y = fy if fy is not None else fx
-    return lambda width, height: Camera(
-        fx,
-        focal_y,
-        cx if cx is not None else width / 2.0,
-        cy if cy is not None else height / 2.0,
-        width,
-        height,
-    )
+
+    def camera(width: int, height: int) -> Camera:
+        try:
+            return Camera(
+                fx,
+                focal_y,
+                cx if cx is not None else width / 2.0,
+                cy if cy is not None else height / 2.0,
+                width,
+                height,
+            ).check_physical()
+        except ValueError as exc:
+            raise UsageError(
+                f"The camera options do not fit a {width}×{height} image: {exc}."
+            ) from None
+
+    return camera
 
 
 def _progress_bar(
@@ -414,9 +431,9 @@ def predict(
                     if user_camera is not None:
                         image = replace(image, camera=user_camera(image.width, image.height))
                     loaded.append((item, image))
-                except ImageError as exc:
-                    failures.append((str(item.path), str(exc)))
-                    err.print(f"failed {item.path}: {exc}", markup=False)
+                except Exception as exc:  # any one file's failure is its line; the batch goes on
+                    failures.append((str(item.path), failure_reason(exc)))
+                    err.print(f"failed {item.path}: {failure_reason(exc)}", markup=False)
                     progress.advance(task)
             if not loaded:
                 continue
@@ -462,9 +479,9 @@ def predict(
                     )
                     write_sidecar(item.stem.with_name(item.stem.name + SUFFIXES["json"]), info)
                     done += 1
-                except (OutputError, OSError, ValueError) as exc:
-                    failures.append((str(item.path), str(exc)))
-                    err.print(f"failed {item.path}: {exc}", markup=False)
+                except Exception as exc:  # a write or geometry failure costs this file only
+                    failures.append((str(item.path), failure_reason(exc)))
+                    err.print(f"failed {item.path}: {failure_reason(exc)}", markup=False)
                 progress.advance(task)
     for video in videos:
         try:
@@ -555,10 +572,10 @@ def _predict_batch(
     so one bad image costs only itself. A failure is given as its reason."""
     try:
         results = estimator.predict_images([image for _, image in loaded], batch_size)
-    except (RuntimeError, MemoryError, ValueError) as exc:
+    except Exception as exc:  # out of memory, a shape the network refuses: this batch only
         if len(loaded) == 1:
             item, image = loaded[0]
-            yield item, image, f"the model failed on it ({type(exc).__name__}: {exc})"
+            yield item, image, f"the model failed on it ({failure_reason(exc)})"
             return
         for pair in loaded:
             yield from _predict_batch(estimator, [pair], 1)
@@ -1188,10 +1205,33 @@ def _served_weights(values: list[str], models: tuple[str, ...]) -> dict[str, Pat
     return chosen
 
 
+def failure_reason(exc: BaseException) -> str:
+    """Why one input failed, as the end of its one line: a DepthlensError's sentence, an
+    OS error's reason, else the exception's type and first line (a bug, but still only
+    that input's)."""
+    if isinstance(exc, DepthlensError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}."
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"unexpected {type(exc).__name__}" + (f": {first}" if first else "") + "."
+
+
+def _quiet_library_warnings() -> None:
+    """Send Python warnings (Pillow's, torch's) to logging, where nothing prints them:
+    a file's problem is reported as its one line, never as a library's warning text."""
+    logging.captureWarnings(True)
+    captured = logging.getLogger("py.warnings")
+    captured.addHandler(logging.NullHandler())
+    captured.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and an exit code."""
     from transformers.utils import logging as transformers_logging
 
+    _quiet_library_warnings()
     transformers_logging.disable_progress_bar()  # our own bar reports progress
     transformers_logging.set_verbosity_error()
     try:

@@ -199,6 +199,7 @@ def camera_from_exif(exif: Mapping[int, Any], width: int, height: int) -> Camera
     """
     try:
         focal_35mm = _as_float(_exif_value(exif, FOCAL_LENGTH_IN_35MM_FILM))
+        camera: Camera | None
         if focal_35mm is not None and focal_35mm > 0.0:  # 0 is EXIF's "unknown"
             focal = focal_35mm / FULL_FRAME_WIDTH_MM * width
             camera = Camera(focal, focal, width / 2.0, height / 2.0, width, height, "exif")

@@ -9,6 +9,7 @@ with one sentence naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import io
@@ -16,8 +17,10 @@ import os
 import re
 import stat
 import struct
+import sys
+import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -233,6 +236,12 @@ def _open_and_load(fp: Path | io.BytesIO, read_bytes: Any, max_pixels: int, labe
     except PILImage.DecompressionBombError as err:
         raise _pillow_bomb_error(label, err, max_pixels) from err
     except PILImage.UnidentifiedImageError as err:
+        # Pillow also says "cannot identify" when an allowed format's header is broken.
+        looks_like = _sniff_format(_leading_bytes(fp))
+        if looks_like is not None:
+            raise ImageError(
+                f"{label} starts like a {looks_like} file but is corrupt or truncated."
+            ) from err
         raise ImageError(
             f"{label} is not an image in a format depthlens reads ({_FORMAT_NAMES})."
         ) from err
@@ -242,6 +251,36 @@ def _open_and_load(fp: Path | io.BytesIO, read_bytes: Any, max_pixels: int, labe
         raise ImageError(f"{label} could not be read as an image ({_short_reason(err)}).") from err
     with pil:
         return _load_pil(pil, read_bytes, max_pixels, label)
+
+
+# The signatures of the allowed formats (their specifications' magic numbers).
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+
+def _leading_bytes(fp: Path | io.BytesIO) -> bytes:
+    """The first 16 bytes of a file or buffer (empty if it cannot be read)."""
+    if isinstance(fp, io.BytesIO):
+        return fp.getvalue()[:16]
+    try:
+        with fp.open("rb") as file:
+            return file.read(16)
+    except OSError:
+        return b""
+
+
+def _sniff_format(prefix: bytes) -> str | None:
+    """The allowed format whose signature ``prefix`` starts with, if any."""
+    if prefix[:4] == b"RIFF" and prefix[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _SIGNATURES if prefix.startswith(magic)), None)
 
 
 def _load_pil(pil: PILImage.Image, read_bytes: Any, max_pixels: int, label: str) -> Image:
@@ -353,10 +392,43 @@ def _is_16bit_colour(pil: PILImage.Image) -> bool:
     return isinstance(rawmode, str) and ";16" in rawmode
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stderr_discarded() -> Iterator[None]:
+    """Drop what C libraries print to file descriptor 2 meanwhile, and OpenCV's log.
+
+    libpng and libtiff inside OpenCV print their complaints about a file ("libpng
+    warning: iCCP: too short") straight to the process's stderr, beside our one line
+    for that file. The descriptor is process-wide: other threads' stderr output during
+    the decode is dropped too, so the window is kept to one ``cv2.imdecode`` call.
+    """
+    with _STDERR_LOCK:
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to protect
+            saved = -1
+        try:
+            if saved >= 0:
+                sys.stderr.flush()
+                with open(os.devnull, "wb") as devnull:
+                    os.dup2(devnull.fileno(), 2)
+            yield
+        finally:
+            if saved >= 0:
+                os.dup2(saved, 2)
+                os.close(saved)
+            cv2.utils.logging.setLogLevel(level)
+
+
 def _rgb_from_16bit_file(data: bytes, shape: tuple[int, int]) -> np.ndarray | None:
     """(H, W, 3) uint8 from a 16-bit colour file via OpenCV, or None if it disagrees."""
     # IMREAD_UNCHANGED keeps 16 bits and alpha and ignores EXIF orientation (applied later).
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with _native_stderr_discarded():
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.dtype != np.uint16 or decoded.shape[:2] != shape:
         return None
     if decoded.ndim == 2:

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import import_module
@@ -178,7 +181,18 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":
             return dict(load_file(str(path)))
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols; we refuse
+            warnings.simplefilter("ignore")
+            obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text is four sentences ending in advice to pass weights_only=False,
+        # the one thing never to do with an untrusted file: say what was found instead.
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise WeightsError(
+            f"{path} was refused: it holds pickled Python objects{what} besides tensors, "
+            "and depthlens never runs code from a weights file."
+        ) from None
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"Could not read weights from {path}: {reason}.") from None

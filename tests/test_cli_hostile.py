@@ -1,0 +1,116 @@
+"""The hostile-input batch through the real command, in a subprocess: a batch never
+aborts on one input, and each failure is exactly one line (issue 13, items 13-16)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli import run_cli
+from tests.hostile import hostile_folder, photo
+
+CLI = [sys.executable, "-c", "from depthlens.cli import main; main()"]
+
+
+def run(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    good, bad = hostile_folder(root / "in")
+    result = run("predict", "in", "-o", "out", "--format", "color,npy", cwd=root)
+    return root, good, bad, result
+
+
+def test_batch_goes_on_past_every_bad_input(hostile_run):
+    root, good, bad, result = hostile_run
+    assert result.returncode == 1
+    for name in good:
+        # good.jpg and good.png share a stem, so both keep their suffix in the name
+        stem = Path(name).stem if name.count("good") == 0 else name.replace(".", "_")
+        npy = root / "out" / f"{stem}-depth.npy"
+        assert npy.is_file(), (name, result.stderr)
+        info = json.loads(npy.with_suffix(".json").read_text())
+        assert info["camera_source"] in ("default", "exif")
+    assert f"{len(good)} of {len(good) + len(bad)} inputs" in result.stdout
+    assert f"{len(bad)} failed" in " ".join(result.stdout.split())
+
+
+def test_each_failure_is_one_line_and_nothing_else_is_printed(hostile_run):
+    _root, _good, bad, result = hostile_run
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    # no Pillow UserWarning, libpng/libjpeg/libtiff chatter, OpenCV log or traceback
+    assert len(lines) == len(bad), result.stderr
+    for name in bad:
+        assert sum(line.startswith(f"failed in/{name}: ") for line in lines) == 1, name
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+
+
+def test_no_output_is_half_written(hostile_run):
+    root, _good, bad, _result = hostile_run
+    names = {path.name for path in (root / "out").iterdir()}
+    assert not any(name.startswith(".") or ".tmp" in name for name in names)
+    for name in bad:
+        assert not any(n.startswith(Path(name).stem + "-") for n in names), name
+
+
+def test_special_inputs_named_on_the_command_line_say_what_they_are(hostile_run):
+    root, _good, bad, _result = hostile_run
+    expected = {
+        "fifo.jpg": "named pipe",
+        "loop.jpg": "symbolic link loop",
+        "zeros.png": "character device",
+        "broken-link.png": "broken symbolic link",
+    }
+    named = [name for name in expected if name in bad]
+    result = run("predict", *(f"in/{name}" for name in named), "-o", "single", cwd=root)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(named) and "does not exist" not in result.stderr
+    for name, line in zip(named, lines, strict=True):
+        assert line.startswith(f"failed in/{name}: ") and expected[name] in line
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--fov", "1e-306"], "--fov must be between 1 and 179 degrees"),
+        (["--fov", "5e-324"], "--fov must be between 1 and 179 degrees"),
+        (["--fov", "179.5"], "--fov must be between 1 and 179 degrees"),
+        (["--fov", "nan"], "--fov must be between 1 and 179 degrees"),
+        (["--fx", "0"], "--fx must be a positive focal length"),
+        (["--fx", "inf"], "--fx must be a positive focal length"),
+    ],
+)
+def test_impossible_cameras_are_refused_before_any_work(tmp_path, capsys, flags, words):
+    from PIL import Image as PILImage
+
+    PILImage.fromarray(photo(48, 64)).save(tmp_path / "a.png")
+    code, _out, err = run_cli(
+        ["predict", tmp_path / "a.png", "-o", tmp_path / "out", *flags], capsys
+    )
+    assert code == 2, err
+    assert err.strip().count("\n") == 0 and words in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_focal_length_that_does_not_fit_one_image_fails_that_image(tmp_path, capsys):
+    from PIL import Image as PILImage
+
+    PILImage.fromarray(photo(48, 64)).save(tmp_path / "small.png")
+    PILImage.fromarray(photo(48, 4000)).save(tmp_path / "wide.png")
+    # 5 px is a 162-degree lens on 64 px and a 179.9-degree one on 4000 px
+    inputs = [tmp_path / "small.png", tmp_path / "wide.png"]
+    code, _out, err = run_cli(["predict", *inputs, "-o", tmp_path / "out", "--fx", "5"], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"failed {inputs[1]}: The camera options")
+    assert (tmp_path / "out" / "small-depth.png").exists()
