@@ -114,3 +114,57 @@ def test_a_focal_length_that_does_not_fit_one_image_fails_that_image(tmp_path, c
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"failed {inputs[1]}: The camera options")
     assert (tmp_path / "out" / "small-depth.png").exists()
+
+
+@pytest.fixture(scope="module")
+def cut_clip(tmp_path_factory):
+    """A 30-frame MP4 (index first) cut at 60 % of its bytes, as a broken download."""
+    from tests.video import cut_video
+
+    return cut_video(tmp_path_factory.mktemp("cut") / "cut.mp4", 30, 0.6)
+
+
+def test_a_truncated_video_is_reported_and_fails_unless_allowed(cut_clip, tmp_path):
+    result = run("predict", cut_clip, "-o", "out", "--lossless", "none", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "is truncated" in warning[0] and "of 30 frames" in warning[0]
+    assert "1 truncated" in result.stdout
+    sidecar = json.loads((tmp_path / "out" / "cut-depth.json").read_text())
+    assert sidecar["truncated"] is True and sidecar["expected_frames"] == 30
+    assert 0 < sidecar["decoded_frames"] < 30
+
+    allowed = run(
+        "predict", cut_clip, "-o", "out2", "--lossless", "none", "--allow-truncated", cwd=tmp_path
+    )
+    assert allowed.returncode == 0 and "is truncated" in allowed.stderr
+
+
+def test_a_truncated_video_effect_is_reported_too(cut_clip, tmp_path, capsys):
+    out = tmp_path / "stereo.mp4"
+    code, _out, err = run_cli(["effect", "stereo", cut_clip, "-o", out], capsys)
+    assert code == 1 and "is truncated" in err and out.exists()
+    code, _out, err = run_cli(
+        ["effect", "stereo", cut_clip, "-o", tmp_path / "ok.mp4", "--allow-truncated"], capsys
+    )
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--fps", "1e-4"], "--fps"),
+        (["--fps", "1e-300"], "--fps"),
+        (["--fps", "1e6"], "--fps"),
+        (["--duration", "1e308"], "at most 3600 frames"),
+        (["--frames", "100000"], "at most 3600 frames"),
+    ],
+)
+def test_parallax_frame_rates_and_lengths_are_bounded(tmp_path, capsys, args, words):
+    from PIL import Image as PILImage
+
+    PILImage.fromarray(photo(48, 64)).save(tmp_path / "a.png")
+    out = tmp_path / "clip.gif"
+    code, _out, err = run_cli(["effect", "parallax", tmp_path / "a.png", "-o", out, *args], capsys)
+    assert code == 2 and words in err and err.strip().count("\n") == 0, err
+    assert not out.exists()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import numpy as np
@@ -45,8 +45,12 @@ from depthlens.io.depth_files import (
     write_sidecar,
 )
 from depthlens.io.images import DEFAULT_MAX_PIXELS, Image, find_images, load_image
+from depthlens.io.video import MAX_FPS, MIN_FPS
 from depthlens.models.estimator import DepthResult, Estimator
 from depthlens.viz.colormaps import COLORMAPS, colorize, side_by_side
+
+if TYPE_CHECKING:
+    from depthlens.video.stream import VideoDepthOutputs
 
 app = typer.Typer(
     add_completion=False,
@@ -76,6 +80,13 @@ CxOption = Annotated[
 ]
 CyOption = Annotated[
     float | None, typer.Option("--cy", help="Principal point y; default the centre.")
+]
+AllowTruncatedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-truncated",
+        help="Video: a file that ends before its header says is not a failure (exit 0).",
+    ),
 ]
 FovOption = Annotated[
     float | None,
@@ -365,6 +376,7 @@ def predict(
     lossless: Annotated[
         str, typer.Option(help="Video depth files: png16 (frames), npz (chunks) or none.")
     ] = "png16",
+    allow_truncated: AllowTruncatedOption = False,
 ) -> None:
     """Predict depth for images and write colour heatmaps and depth files under OUTPUT.
 
@@ -479,19 +491,26 @@ def predict(
                     )
                     write_sidecar(item.stem.with_name(item.stem.name + SUFFIXES["json"]), info)
                     done += 1
+                except UsageError:
+                    raise  # the --align-to file itself is wrong: no use going on
                 except Exception as exc:  # a write or geometry failure costs this file only
                     failures.append((str(item.path), failure_reason(exc)))
                     err.print(f"failed {item.path}: {failure_reason(exc)}", markup=False)
                 progress.advance(task)
+    truncated = 0
     for video in videos:
         try:
-            _predict_video(
+            written = _predict_video(
                 estimator, video, root, stabilize, smoothing, lossless, colormap, user_camera
             )
-            done += 1
-        except (DepthlensError, OSError) as exc:
-            failures.append((str(video), str(exc)))
-            err.print(f"failed {video}: {exc}", markup=False)
+        except Exception as exc:  # one broken video fails alone
+            failures.append((str(video), failure_reason(exc)))
+            err.print(f"failed {video}: {failure_reason(exc)}", markup=False)
+            continue
+        done += 1
+        if written.truncated:
+            _truncated_warning(video, written.frames, written.expected_frames)
+            truncated += 1
     elapsed = time.perf_counter() - start
     rate = done / elapsed if elapsed > 0 else 0.0
     summary = (
@@ -500,8 +519,10 @@ def predict(
     )
     if failures:
         summary += f"; {len(failures)} failed"
+    if truncated:
+        summary += f"; {truncated} truncated"
     out.print(summary, highlight=False)
-    if failures:
+    if failures or (truncated and not allow_truncated):
         raise typer.Exit(1)
 
 
@@ -514,7 +535,7 @@ def _predict_video(
     lossless: str,
     colormap: str,
     user_camera: Callable[[int, int], Camera] | None,
-) -> None:
+) -> VideoDepthOutputs:
     """One video through ``video.stream.predict_video``, with a bar showing frames per
     second and the time left."""
     from depthlens.video.stream import predict_video
@@ -536,6 +557,16 @@ def _predict_video(
     err.print(
         f"{video}: {written.frames} frames -> {written.colour}, {written.sidecar} "
         f"({written.frames / max(written.seconds, 1e-9):.1f} frames/s)",
+        markup=False,
+    )
+    return written
+
+
+def _truncated_warning(video: Path, frames: int, expected: int | None) -> None:
+    """The one line for a video that ended before its header said it would."""
+    err.print(
+        f"warning: {video} is truncated: {frames} of {expected} frames could be decoded, "
+        "and the outputs hold those (--allow-truncated accepts this).",
         markup=False,
     )
 
@@ -717,7 +748,11 @@ def effect(
     ] = None,
     fps: Annotated[
         float | None,
-        typer.Option(min=1, help="Frame rate of the output (default: 30, or the video's own)."),
+        typer.Option(
+            min=MIN_FPS,
+            max=MAX_FPS,
+            help="Frame rate of the output (default: 30, or the video's own).",
+        ),
     ] = None,
     amplitude: Annotated[
         float, typer.Option(min=0, help="parallax: size of the camera motion.")
@@ -745,6 +780,7 @@ def effect(
     cx: CxOption = None,
     cy: CyOption = None,
     fov: FovOption = None,
+    allow_truncated: AllowTruncatedOption = False,
 ) -> None:
     """Apply a depth effect to a photo or a video and write it to OUTPUT.
 
@@ -757,6 +793,7 @@ def effect(
         EffectSettings,
         check_effect,
         convert_video,
+        loop_frames,
         parallax_animation,
         render_still,
     )
@@ -775,7 +812,7 @@ def effect(
         )
     if not clip_out and suffix not in STILL_SUFFIXES:
         raise UsageError(f"Name the output .png or .jpg, not {output.name}.")
-    loop = frames or (round(duration * (fps or 30.0)) if duration else 60)
+    loop = loop_frames(frames, duration, fps or 30.0)
     settings = EffectSettings(
         focus_point=_parse_point(focus) if focus else None,
         focus_depth=focus_depth,
@@ -815,10 +852,14 @@ def effect(
             write_bytes(output.with_suffix(".jsonl"), lines.encode())
         elapsed = time.perf_counter() - start
         out.print(
-            f"{name}: {written} frames -> {output} in {elapsed:.1f} s "
-            f"({written / max(elapsed, 1e-9):.2f} frames/s) with {estimator.name}",
+            f"{name}: {written.frames} frames -> {output} in {elapsed:.1f} s "
+            f"({written.frames / max(elapsed, 1e-9):.2f} frames/s) with {estimator.name}",
             highlight=False,
         )
+        if written.truncated:
+            _truncated_warning(source, written.frames, written.expected_frames)
+            if not allow_truncated:
+                raise typer.Exit(1)
         return
     image = load_image(source, int(max_megapixels * 1e6))
     if user_camera is not None:
@@ -1239,15 +1280,27 @@ def main(argv: list[str] | None = None) -> None:
     except DepthlensError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except (typer.Exit, click.exceptions.Exit) as exc:
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, click.exceptions.Abort, KeyboardInterrupt):
         err.print("interrupted")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    # typer 0.29 parses with a click of its own (typer._click), whose errors are not
+    # click's: both kinds are caught, by their public base classes.
+    except (typer.TyperException, click.ClickException) as exc:
+        err.print(f"error: {_usage_message(exc)}", markup=False)
+        sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_message(exc: Exception) -> str:
+    """A parser error as one sentence, pointing at the command's --help."""
+    format_message = getattr(exc, "format_message", None)
+    text = format_message() if callable(format_message) else str(exc)
+    text = " ".join(str(text).split()).rstrip(".")
+    context = getattr(exc, "ctx", None)
+    where = getattr(context, "command_path", None) or "depthlens"
+    return f"{text} (see {where} --help)."
 
 
 if __name__ == "__main__":

@@ -1,17 +1,28 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 
 import numpy as np
 import pytest
 
 from depthlens.effects.apply import (
+    DEFAULT_LOOP_FRAMES,
     EFFECTS,
     EffectSettings,
+    convert_video,
+    loop_frames,
     parallax_animation,
     render_still,
 )
+from depthlens.effects.parallax import MAX_PARALLAX_FRAMES
 from depthlens.errors import UsageError
+from depthlens.io.video import MAX_FPS, MIN_FPS, FrameRateError, VideoReader, write_video
+from tests.video import FakeEstimator, cut_video, moving_square
+
+# Rates no clip may have: near 0 they overflowed the GIF and MP4 writers.
+BAD_RATES = [1e-4, 1e-300, 0, -1, math.inf, math.nan, 1e6]
 
 
 @pytest.fixture
@@ -57,6 +68,8 @@ def test_effects_do_what_their_settings_say(scene):
         ({"path": "spiral"}, "Unknown camera path 'spiral'"),
         ({"layout": "interlaced"}, "Unknown stereo layout 'interlaced'"),
         ({"frames": 0}, "at least 1 frame"),
+        ({"frames": MAX_PARALLAX_FRAMES + 1}, f"at most {MAX_PARALLAX_FRAMES} frames"),
+        ({"frames": 10**6}, "at most"),
         ({"aperture": -1.0}, "cannot be negative"),
         ({"threshold": 0.0}, "must be positive"),
     ],
@@ -72,3 +85,81 @@ def test_settings_an_effect_cannot_use_are_usage_errors(scene):
         render_still("sepia", rgb, depth, "metric", EffectSettings())
     with pytest.raises(UsageError, match="focus"):
         render_still("bokeh", rgb, depth, "metric", EffectSettings(focus_point=(500, 5)))
+
+
+def test_loop_frames_from_a_count_a_duration_or_the_default():
+    assert loop_frames() == DEFAULT_LOOP_FRAMES == EffectSettings().frames
+    assert loop_frames(frames=12, duration=99.0, fps=10) == 12  # a count wins
+    assert loop_frames(duration=0.5, fps=10) == 5
+    assert loop_frames(duration=0.01, fps=10) == 1  # at least one frame
+    assert loop_frames(duration=1.0, fps=MAX_FPS) == 240
+    assert loop_frames(duration=MAX_PARALLAX_FRAMES / 30, fps=30) == MAX_PARALLAX_FRAMES
+    assert loop_frames(duration=10.0, fps=MIN_FPS) == 1
+
+
+@pytest.mark.parametrize("fps", BAD_RATES)
+def test_loop_frames_refuses_rates_outside_the_range(fps):
+    for args in ({}, {"frames": 10}, {"duration": 2.0}):
+        with pytest.raises(FrameRateError, match=r"frame rate must be 0\.1 to 240") as caught:
+            loop_frames(fps=fps, **args)
+        assert isinstance(caught.value, UsageError)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"duration": 1e6, "fps": 30}, f"at most {MAX_PARALLAX_FRAMES} frames"),
+        ({"duration": 1e308, "fps": MAX_FPS}, "at most"),  # no overflow on the way
+        (
+            {"duration": MAX_PARALLAX_FRAMES / 30 + 1, "fps": 30},
+            r"3600 frames \(120 s at 30 frames per second\), not 121\.0 s\.",
+        ),
+        ({"frames": MAX_PARALLAX_FRAMES + 1}, "at most"),
+        ({"duration": 0.0}, "positive number of seconds, not 0.0"),
+        ({"duration": -1.0}, "positive number of seconds"),
+        ({"duration": math.inf}, "positive number of seconds, not inf"),
+        ({"duration": math.nan}, "positive number of seconds, not nan"),
+        ({"frames": 0}, "at least 1"),
+        ({"frames": 2.5}, "whole number"),
+    ],
+)
+def test_loop_frames_refuses_impossible_loops(args, message):
+    with pytest.raises(UsageError, match=message) as caught:
+        loop_frames(**args)
+    text = str(caught.value)
+    assert text.endswith(".") and "\n" not in text
+
+
+@pytest.mark.parametrize("fps", BAD_RATES)
+def test_convert_video_refuses_bad_rates_before_reading(tmp_path, fps):
+    source = tmp_path / "clip.mp4"
+    write_video(source, moving_square(3), fps=10)
+    with pytest.raises(FrameRateError):
+        convert_video(
+            FakeEstimator(), "stereo", source, tmp_path / "out.mp4", EffectSettings(), fps=fps
+        )
+    assert sorted(os.listdir(tmp_path)) == ["clip.mp4"]
+
+
+def test_convert_video_reports_a_truncated_input(tmp_path):
+    source = cut_video(tmp_path / "cut.mp4", 30, 0.75)
+    out = tmp_path / "3d.mp4"
+    result = convert_video(FakeEstimator(), "parallax", source, out, EffectSettings(frames=8))
+    assert result.truncated is True and result.expected_frames == 30
+    assert 0 < result.frames < 30 and result.path == out
+    with VideoReader(out) as video:
+        assert len(list(video)) == result.frames
+
+
+def test_convert_video_of_a_whole_video_is_not_truncated(tmp_path):
+    source = tmp_path / "clip.webm"
+    write_video(source, moving_square(6), fps=12)
+    result = convert_video(
+        FakeEstimator(), "stereo", source, tmp_path / "sbs.mp4", EffectSettings()
+    )
+    assert (result.frames, result.fps, result.truncated, result.expected_frames) == (
+        6,
+        12.0,
+        False,
+        6,
+    )

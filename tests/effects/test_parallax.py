@@ -9,6 +9,7 @@ import pytest
 
 from depthlens.effects.parallax import (
     CAMERA_PATHS,
+    MAX_PARALLAX_FRAMES,
     CameraMotion,
     camera_path,
     parallax_frames,
@@ -144,3 +145,13 @@ def test_bad_arguments_raise_with_the_choices():
         render_view(rgb, depth, "relative_inverse", CameraMotion(0, 0, 1.0), strength=1.0)
     with pytest.raises(ValueError, match="depth must be"):
         render_view(rgb, depth[:-1], "relative_inverse", CameraMotion(0, 0, 0))
+
+
+def test_a_loop_has_at_most_max_parallax_frames():
+    assert len(camera_path("circle", MAX_PARALLAX_FRAMES)) == MAX_PARALLAX_FRAMES
+    rgb, depth = scene()
+    for frames in (MAX_PARALLAX_FRAMES + 1, 10**6, 10**18):
+        with pytest.raises(ValueError, match=f"at most {MAX_PARALLAX_FRAMES} frames"):
+            camera_path("swing", frames)
+        with pytest.raises(ValueError, match="at most"):  # on the call, before any list
+            parallax_frames(rgb, depth, "relative_inverse", frames=frames)

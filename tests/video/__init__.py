@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+
+from depthlens.io.video import write_video
 
 
 def moving_square(count: int, height: int = 48, width: int = 64) -> list[np.ndarray]:
@@ -19,6 +22,23 @@ def moving_square(count: int, height: int = 48, width: int = 64) -> list[np.ndar
         frame[height // 4 : height // 4 + 14, x : x + 14] = (230, 120, 20)
         frames.append(frame)
     return frames
+
+
+def noise_frames(count: int, height: int = 48, width: int = 64) -> list[np.ndarray]:
+    """``count`` frames of seeded noise: every frame takes about as many bytes to
+    encode as the next, so cutting a file at a fraction of its size cuts the same
+    fraction of its frames (a still scene puts most of its bytes in the first)."""
+    rng = np.random.default_rng(13)
+    return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def cut_video(path: Path, count: int, fraction: float, fps: float = 30) -> Path:
+    """Write ``count`` noise frames to ``path`` at ``fps`` and keep the first
+    ``fraction`` of its bytes, as a download cut short would."""
+    write_video(path, noise_frames(count), fps=fps)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
 
 
 class FakeEstimator:

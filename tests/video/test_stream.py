@@ -1,20 +1,32 @@
-"""Streaming depth over a video: outputs, lossless decoding, progress, failures."""
+"""Streaming depth over a video: outputs, lossless decoding, progress, failures,
+truncated inputs."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
 from depthlens.errors import UsageError
-from depthlens.io.video import VideoError, VideoReader, write_video
+from depthlens.io.video import (
+    MAX_FPS,
+    FrameRateError,
+    VideoError,
+    VideoReader,
+    write_video,
+)
 from depthlens.video.stabilize import DepthStabilizer
-from depthlens.video.stream import map_video, predict_video
-from tests.video import FakeEstimator, moving_square
+from depthlens.video.stream import MappedVideo, map_video, map_video_batches, predict_video
+from tests.video import FakeEstimator, cut_video, moving_square
 
 FRAMES = 12
 
@@ -39,6 +51,7 @@ def test_png16_outputs_decode_to_the_prediction(clip: Path, tmp_path: Path) -> N
         model, clip, tmp_path / "out", batch_size=4, on_progress=lambda *a: progress.append(a)
     )
     assert out.frames == FRAMES and out.fps == pytest.approx(12.0)
+    assert out.truncated is False and out.expected_frames == FRAMES
     assert progress == [(4, FRAMES), (8, FRAMES), (12, FRAMES)]
     assert model.batches == [4, 4, 4]
     assert out.colour == tmp_path / "out" / "walk-depth.mp4"
@@ -53,6 +66,8 @@ def test_png16_outputs_decode_to_the_prediction(clip: Path, tmp_path: Path) -> N
     info = json.loads(out.sidecar.read_text())
     assert info["model"] == "fake-model" and info["kind"] == "relative_inverse"
     assert (info["width"], info["height"], info["frame_count"]) == (64, 48, FRAMES)
+    assert info["truncated"] is False
+    assert "expected_frames" not in info and "decoded_frames" not in info
     assert info["stabilization"]["enabled"] is True
     lossless = info["lossless"]
     assert lossless["format"] == "png16" and lossless["clipped_pixels"] == 0
@@ -154,7 +169,9 @@ def test_map_video(clip: Path, tmp_path: Path) -> None:
         return np.concatenate([frame, 255 - frame], axis=1)
 
     out = tmp_path / "pair.mp4"
-    assert map_video(clip, out, side_by_side, fps=6) == FRAMES
+    assert map_video(clip, out, side_by_side, fps=6) == MappedVideo(
+        path=out, frames=FRAMES, fps=6.0, truncated=False, expected_frames=FRAMES
+    )
     assert seen == list(range(FRAMES))
     with VideoReader(out) as video:
         assert (video.info.width, video.info.height, video.info.fps) == (128, 48, 6.0)
@@ -169,3 +186,93 @@ def test_map_video(clip: Path, tmp_path: Path) -> None:
         map_video(clip, tmp_path / "broken.gif", broken)
     assert not (tmp_path / "broken.gif").exists()
     assert sorted(os.listdir(tmp_path)) == ["pair.mp4"]
+
+
+@pytest.mark.parametrize("lossless", ["png16", "npz"])
+@pytest.mark.parametrize("fraction", [0.5, 0.75, 0.99])
+def test_truncated_video_writes_its_frames_and_says_so(
+    tmp_path: Path, lossless: str, fraction: float
+) -> None:
+    source = cut_video(tmp_path / "cut.mp4", 30, fraction)
+    out = predict_video(
+        FakeEstimator(),
+        source,
+        tmp_path / "out",
+        lossless=lossless,  # type: ignore[arg-type]
+        chunk_frames=8,
+    )
+    assert out.truncated is True and out.expected_frames == 30
+    assert 0 < out.frames < 30
+    info = json.loads(out.sidecar.read_text())
+    assert info["truncated"] is True
+    assert (info["expected_frames"], info["decoded_frames"]) == (30, out.frames)
+    assert info["frame_count"] == out.frames
+    # Every decoded frame is written, and nothing half-written is left beside them.
+    with VideoReader(out.colour) as video:
+        assert len(list(video)) == out.frames
+        assert not video.truncated
+    if lossless == "png16":
+        assert len(os.listdir(out.lossless)) == out.frames
+    assert not [name for name in os.listdir(tmp_path / "out") if name.startswith(".")]
+
+
+def test_map_video_says_when_its_input_was_truncated(tmp_path: Path) -> None:
+    source = cut_video(tmp_path / "cut.mp4", 30, 0.75)
+    out = tmp_path / "copy.gif"
+    result = map_video(source, out, lambda frame, index: frame)
+    assert result.truncated is True and result.expected_frames == 30
+    assert 0 < result.frames < 30 and result.path == out and result.fps == pytest.approx(30.0)
+    with VideoReader(out) as video:
+        assert len(list(video)) == result.frames
+    assert sorted(os.listdir(tmp_path)) == ["copy.gif", "cut.mp4"]
+
+
+def _failing_read_frames(good: int) -> Any:
+    """imageio_ffmpeg.read_frames that gives ``good`` frames, then fails as ffmpeg does
+    on a file it cannot decode further."""
+    real = imageio_ffmpeg.read_frames
+
+    def read_frames(path: str, **kwargs: Any) -> Iterator[Any]:
+        frames = real(path, **kwargs)
+        yield next(frames)  # the header
+        for _ in range(good):
+            yield next(frames)
+        frames.close()
+        raise RuntimeError("ffmpeg: Invalid data found when processing input")
+
+    return read_frames
+
+
+def test_video_failing_midway_leaves_no_outputs(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imageio_ffmpeg, "read_frames", _failing_read_frames(5))
+    with pytest.raises(VideoError, match="corrupt: frame 5 could not be decoded"):
+        predict_video(FakeEstimator(), clip, tmp_path / "depth", batch_size=2, chunk_frames=2)
+    with pytest.raises(VideoError, match="corrupt"):
+        map_video(clip, tmp_path / "effect.mp4", lambda frame, index: frame)
+    assert os.listdir(tmp_path / "depth") == []
+    assert sorted(os.listdir(tmp_path)) == ["depth"]
+
+
+@pytest.mark.parametrize("fps", [1e-4, 1e-300, 0, -1, math.inf, math.nan, 1e6])
+def test_map_video_refuses_bad_rates_before_reading(tmp_path: Path, fps: float) -> None:
+    missing = tmp_path / "missing.mp4"  # not even opened: the rate is checked first
+    with pytest.raises(FrameRateError, match="frame rate"):
+        map_video_batches(missing, tmp_path / "out.gif", lambda frames, i: frames, fps=fps)
+    assert os.listdir(tmp_path) == []
+
+
+def test_rate_from_the_input_is_brought_into_range(tmp_path: Path) -> None:
+    """A file may state any rate (VideoWriter would refuse 1000): the copy is written
+    at the nearest rate a video may have."""
+    source = tmp_path / "fast.mp4"
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-nostdin", "-f", "lavfi"]
+    command += ["-i", "testsrc=size=64x48:rate=1000:duration=0.01", "-pix_fmt", "yuv420p"]
+    subprocess.run([*command, str(source)], check=True)
+    with VideoReader(source) as video:
+        assert video.info.fps == pytest.approx(1000.0)
+    result = map_video(source, tmp_path / "out.mp4", lambda frame, index: frame)
+    assert (result.fps, result.frames, result.truncated) == (MAX_FPS, 10, False)
+    out = predict_video(FakeEstimator(), source, tmp_path / "depth", lossless="none")
+    assert out.fps == MAX_FPS and out.frames == 10

@@ -2,12 +2,14 @@
 same code with the same settings.
 
 ``render_still`` makes one image (bokeh, stereo, obstacle, or a parallax frame) and a
-JSON-ready report; ``parallax_animation`` yields the frames of the 3D-photo clip;
-``convert_video`` runs an effect over a video, frame by frame, with stabilised depth.
+JSON-ready report; ``parallax_animation`` yields the frames of the 3D-photo clip
+(``loop_frames`` says how many, from a duration and frame rate); ``convert_video`` runs
+an effect over a video, frame by frame, with stabilised depth.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,19 +18,31 @@ import numpy as np
 
 from depthlens.effects.bokeh import lens_blur
 from depthlens.effects.obstacle import annotate_obstacles, find_obstacles
-from depthlens.effects.parallax import CAMERA_PATHS, camera_path, parallax_frames, render_view
+from depthlens.effects.parallax import (
+    CAMERA_PATHS,
+    MAX_PARALLAX_FRAMES,
+    camera_path,
+    parallax_frames,
+    render_view,
+)
 from depthlens.effects.stereo import STEREO_LAYOUTS, stereo_image
 from depthlens.errors import UsageError
+from depthlens.io.video import check_fps
 from depthlens.models.spec import DepthKind
 from depthlens.video.stabilize import DepthStabilizer
 from depthlens.video.stream import (
     CameraSpec,
     DepthPredictor,
+    MappedVideo,
     map_video_batches,
     predict_frames,
 )
 
 EFFECTS = ("bokeh", "parallax", "stereo", "obstacle")
+
+# Frames in one loop of the 3D-photo clip when neither a count nor a duration is given:
+# two seconds at 30 frames per second.
+DEFAULT_LOOP_FRAMES = 60
 
 
 def check_effect(name: str) -> None:
@@ -43,7 +57,8 @@ class EffectSettings:
 
     bokeh: ``focus_point`` (x, y) in pixels or ``focus_depth`` (the map's units), else
     the subject at the centre; ``aperture`` is the largest blur radius in pixels.
-    parallax: camera ``path`` (``CAMERA_PATHS``), ``frames`` per loop, ``amplitude`` of
+    parallax: camera ``path`` (``CAMERA_PATHS``), ``frames`` per loop (1 to
+    ``MAX_PARALLAX_FRAMES``; ``loop_frames`` turns a duration into it), ``amplitude`` of
     the motion and ``strength`` (camera travel as a fraction of the nearest depth).
     stereo: ``layout`` (``STEREO_LAYOUTS``) and ``baseline`` (largest disparity as a
     fraction of the width). obstacle: ``threshold`` in meters for metric depth, in
@@ -54,7 +69,7 @@ class EffectSettings:
     focus_depth: float | None = None
     aperture: float = 12.0
     path: str = "circle"
-    frames: int = 60
+    frames: int = DEFAULT_LOOP_FRAMES
     amplitude: float = 1.0
     strength: float = 0.05
     layout: str = "side-by-side"
@@ -72,10 +87,56 @@ class EffectSettings:
             )
         if self.frames < 1:
             raise UsageError(f"A clip needs at least 1 frame, not {self.frames}.")
+        if self.frames > MAX_PARALLAX_FRAMES:
+            raise UsageError(
+                f"A parallax loop has at most {MAX_PARALLAX_FRAMES} frames, not {self.frames}."
+            )
         if not self.aperture >= 0 or not self.baseline >= 0 or not self.strength >= 0:
             raise UsageError("The aperture, baseline and strength cannot be negative.")
         if self.threshold is not None and not self.threshold > 0:
             raise UsageError(f"The obstacle threshold must be positive, not {self.threshold}.")
+
+
+def loop_frames(frames: int | None = None, duration: float | None = None, fps: float = 30.0) -> int:
+    """The frames in one loop of the parallax clip: ``frames`` when given, else
+    ``duration`` seconds at ``fps`` frames per second (rounded, at least 1), else
+    ``DEFAULT_LOOP_FRAMES``.
+
+    ``fps`` is checked even when ``frames`` is given (it is the rate the clip will be
+    written at): outside ``MIN_FPS`` to ``MAX_FPS`` it is a ``FrameRateError``. A
+    duration that is not a positive number of seconds, or a loop of more than
+    ``MAX_PARALLAX_FRAMES`` frames, is a ``UsageError``.
+    """
+    rate = check_fps(fps)
+    if frames is not None:
+        count = frames
+    elif duration is None:
+        count = DEFAULT_LOOP_FRAMES
+    else:
+        seconds = _seconds(duration)
+        if seconds * rate > MAX_PARALLAX_FRAMES + 0.5:  # before rounding: no overflow
+            raise UsageError(
+                f"A parallax loop has at most {MAX_PARALLAX_FRAMES} frames "
+                f"({MAX_PARALLAX_FRAMES / rate:g} s at {rate:g} frames per second), "
+                f"not {duration} s."
+            )
+        count = max(1, round(seconds * rate))
+    if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+        raise UsageError(f"A clip needs a whole number of frames, at least 1, not {count}.")
+    if count > MAX_PARALLAX_FRAMES:
+        raise UsageError(f"A parallax loop has at most {MAX_PARALLAX_FRAMES} frames, not {count}.")
+    return int(count)
+
+
+def _seconds(duration: object) -> float:
+    """``duration`` in seconds, or UsageError unless it is a positive finite number."""
+    try:
+        seconds = float(duration)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"The duration must be a positive number of seconds, not {duration}.")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -181,15 +242,17 @@ def convert_video(
     batch_size: int = 4,
     on_report: Callable[[int, dict[str, object]], None] | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
-) -> int:
+) -> MappedVideo:
     """Effect ``name`` on every frame of ``video``, streamed into ``out_path`` (a 2D → 3D
     conversion for ``stereo``; ``parallax`` moves along its path as the video plays).
 
     Each frame's depth comes from ``estimator``, stabilised over time unless
     ``stabilize`` is False (``video.stabilize.DepthStabilizer``), so the effect does
     not flicker with the model's per-frame scale. ``on_report(index, report)`` gets
-    each frame's report (the obstacle warnings). Returns the number of frames written;
-    nothing is left at ``out_path`` if it fails. ``camera`` is the frames' intrinsics
+    each frame's report (the obstacle warnings). Returns what was written
+    (``MappedVideo``: the frames, the rate, and ``truncated`` when the input ended
+    before its header said); nothing is left at ``out_path`` if it fails. ``fps`` must
+    be ``MIN_FPS`` to ``MAX_FPS``. ``camera`` is the frames' intrinsics
     (as ``predict_video`` takes it), for metric models (default: ``Camera.default``);
     ``batch_size`` frames share a forward pass.
     """

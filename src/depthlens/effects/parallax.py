@@ -36,9 +36,21 @@ import numpy as np
 from depthlens.effects.warp import view_nearness, warp_filled
 from depthlens.models.spec import DepthKind
 
-__all__ = ["CAMERA_PATHS", "CameraMotion", "camera_path", "parallax_frames", "render_view"]
+__all__ = [
+    "CAMERA_PATHS",
+    "MAX_PARALLAX_FRAMES",
+    "CameraMotion",
+    "camera_path",
+    "parallax_frames",
+    "render_view",
+]
 
 CAMERA_PATHS = ("circle", "swing", "zoom", "dolly-zoom")
+
+# The most frames one loop of the 3D photo may have: two minutes at 30 frames per
+# second. A loop lasts seconds; the cap keeps a request (duration × fps) from asking
+# for millions of renders, or a GIF, which is kept in memory, from filling it.
+MAX_PARALLAX_FRAMES = 3600
 
 # Inverse depth of the far end of the scene, in units of the nearest surface's: the
 # scene spans depths 1 to 1 / 0.3 ≈ 3.3. An artistic choice: a smaller value makes the
@@ -77,12 +89,14 @@ def camera_path(name: str, frames: int, amplitude: float = 1.0) -> list[CameraMo
       (depth 1) keeps its size while the background shrinks and grows back ("Vertigo").
 
     Every path starts at rest (frame 0 is the identity) and loops: the frame after the
-    last would be frame 0 again.
+    last would be frame 0 again. ``frames`` is at most ``MAX_PARALLAX_FRAMES``.
     """
     if name not in CAMERA_PATHS:
         raise ValueError(f"unknown camera path {name!r}; choose one of {', '.join(CAMERA_PATHS)}")
     if isinstance(frames, bool) or not isinstance(frames, int | np.integer) or frames < 1:
         raise ValueError(f"frames must be a whole number >= 1, got {frames!r}")
+    if frames > MAX_PARALLAX_FRAMES:
+        raise ValueError(f"a parallax loop has at most {MAX_PARALLAX_FRAMES} frames, not {frames}")
     if not np.isfinite(amplitude):
         raise ValueError(f"amplitude must be finite, got {amplitude}")
     a = float(amplitude)

@@ -21,6 +21,12 @@ Every writer writes to a temporary file beside the target and renames it over th
 target on a clean close; on an error, or an exception inside its ``with`` block, the
 temporary file is deleted, so no half-written video is ever left under the target
 name. Reading problems raise ``VideoError`` with one sentence naming the file.
+
+A file that ends before its header says it should (a download cut short) still
+decodes, up to where it stops; ffmpeg reads it without failing. ``VideoReader`` says
+so instead: after the frames are read, ``truncated`` tells whether fewer came out
+than the header promised (see ``VideoReader``). Frame rates are checked where they
+come in (``check_fps``): ``MIN_FPS`` to ``MAX_FPS`` frames per second.
 """
 
 from __future__ import annotations
@@ -43,16 +49,20 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image as PILImage
 
-from depthlens.errors import DepthlensError, OutputError
+from depthlens.errors import DepthlensError, OutputError, UsageError
 from depthlens.io.depth_files import atomic_write
 from depthlens.io.images import check_input_file
 
 __all__ = [
+    "MAX_FPS",
+    "MIN_FPS",
     "VIDEO_SUFFIXES",
+    "FrameRateError",
     "VideoError",
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "check_fps",
     "is_video_path",
     "write_video",
 ]
@@ -60,6 +70,13 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".gif")
+
+# The frame rates a written video may have, frames per second. A GIF stores each
+# frame's delay in hundredths of a second, so 100 is its fastest; 0.1 (one frame each
+# ten seconds) is far slower than any slideshow. Outside this range a rate is a
+# mistake, and near 0 it overflowed the writers (fps = 1e-300).
+MIN_FPS = 0.1
+MAX_FPS = 240.0
 
 # Constant-rate-factor defaults, the quality a caller gets without asking: 18 is
 # libx264's "visually lossless" point (trac.ffmpeg.org/wiki/Encode/H.264), 31 the
@@ -72,9 +89,43 @@ _MAX_CRF = {"libx264": 51, "libvpx-vp9": 63}
 # log has no video stream line, as IndexError/AttributeError/ValueError from the parser.
 _FFMPEG_READ_ERRORS = (OSError, RuntimeError, IndexError, AttributeError, ValueError)
 
+# What ffmpeg's demuxers log when a file's data stops before its index or header says
+# it should: mov/mp4 ("stream 0, offset 0x…: partial file", libavformat/mov.c),
+# Matroska/WebM ("File ended prematurely", libavformat/matroskadec.c) and the packet
+# checks every input goes through ("Packet corrupt", "corrupt input packet").
+_MISSING_DATA = re.compile(
+    rb"partial file|File ended prematurely|Packet corrupt|corrupt input packet"
+)
+
+# How many frames short of the header's count a video may come out without a sign of
+# missing data in ffmpeg's log before it counts as truncated: the count is the header's
+# duration times its rate, and that duration can run a frame or two past the video
+# (rounding, an edit list). The log catches a cut file in almost every case; this
+# margin is for a cut that falls exactly between two frames. A file with audio or other
+# tracks gets no margin rule at all: its duration is its longest track's, and an audio
+# track may well outlast the video by seconds.
+_SHORT_BY_FRAMES = 2
+_SHORT_BY_FRACTION = 0.01
+
 
 class VideoError(DepthlensError):
     """A video could not be read (missing, not a video, corrupt) or written as asked."""
+
+
+class FrameRateError(VideoError, UsageError):
+    """A frame rate outside ``MIN_FPS`` to ``MAX_FPS``: a video setting, and the caller's
+    mistake (a ``UsageError``, which the web API answers with 422)."""
+
+
+def check_fps(fps: object) -> float:
+    """``fps`` (frames per second; numpy scalars too) as a float, or ``FrameRateError``
+    unless it is a number from ``MIN_FPS`` to ``MAX_FPS`` (NaN and infinity are not)."""
+    rate = _number(fps)
+    if not MIN_FPS <= rate <= MAX_FPS:  # False for NaN too
+        raise FrameRateError(
+            f"The frame rate must be {MIN_FPS:g} to {MAX_FPS:g} frames per second, not {fps}."
+        )
+    return rate
 
 
 def is_video_path(path: PathLike) -> bool:
@@ -95,7 +146,12 @@ class VideoInfo:
     per second; 0.0 when the file states none and it cannot be derived).
     ``frame_count`` is the number of frames in the first video stream, counted by
     demuxing it without decoding (None if that failed); ``duration`` is in seconds
-    (None when unknown).
+    (None when unknown). ``expected_frames`` is the number of frames the header
+    promises, ``round(duration · fps)``; in a file with audio the duration is that of
+    its longest track, so it may be more. It is None when either is unknown, when
+    ffmpeg only estimated the duration from the bitrate, and for GIFs, whose duration
+    is summed from the frames present. Whether a file fell short of it is known once
+    its frames are read (``VideoReader.truncated``).
     """
 
     width: int
@@ -103,6 +159,7 @@ class VideoInfo:
     fps: float
     frame_count: int | None
     duration: float | None
+    expected_frames: int | None = None
 
 
 class VideoReader:
@@ -119,6 +176,16 @@ class VideoReader:
     dropped or repeated to reach a constant rate). Each frame is a new, writable
     array. Iterating again starts again from the first frame. ``close`` (or leaving
     the ``with`` block) stops ffmpeg.
+
+    ``decoded_frames`` counts the frames the latest iteration has yielded.
+    ``truncated`` is set when an iteration reaches the end of the file: True when
+    fewer frames came out than ``info.expected_frames`` and the file shows it was cut:
+    ffmpeg found data missing, or, in a file of video alone, more than 2 frames and
+    1 % are missing (a header's duration that runs a frame or two long, or a longer
+    audio track, is not taken for a cut). It is False while an iteration is under way
+    and whenever ``expected_frames`` is None.
+    A truncated file raises nothing: its frames are still worth having, and the
+    caller decides whether a short video is an error.
     """
 
     def __init__(self, path: PathLike) -> None:
@@ -129,11 +196,19 @@ class VideoReader:
         self._pending: Iterator[bytes] | None = frames
         width, height = (int(v) for v in meta["size"])
         duration = float(meta.get("duration") or 0.0) or None
-        count = _count_frames(self.path)
+        scan = _scan(self.path)
         fps = float(meta.get("fps") or 0.0)
-        if fps <= 0.0 and count and duration:
-            fps = count / duration
-        self.info = VideoInfo(width, height, fps, count, duration)
+        if not math.isfinite(fps) or fps < 0.0:
+            fps = 0.0
+        if fps <= 0.0 and scan.count and duration:
+            fps = scan.count / duration
+        expected = None
+        if duration and fps > 0.0 and scan.duration_stated:
+            expected = round(duration * fps)
+        self.info = VideoInfo(width, height, fps, scan.count, duration, expected)
+        self._scan = scan
+        self.decoded_frames = 0
+        self.truncated = False
 
     def _open(self) -> tuple[Iterator[bytes], dict[str, Any]]:
         """Start ffmpeg on the file; the frame generator and the header it parsed."""
@@ -157,6 +232,8 @@ class VideoReader:
             frames, _ = self._open()
         self._close_active()
         self._active = frames
+        self.decoded_frames = 0
+        self.truncated = False
         return self._decode(frames)
 
     def _decode(self, frames: Iterator[bytes]) -> Iterator[np.ndarray]:
@@ -164,8 +241,10 @@ class VideoReader:
         index = 0
         try:
             for data in frames:
+                self.decoded_frames = index + 1
                 yield np.frombuffer(data, np.uint8).reshape(shape).copy()
                 index += 1
+            self.truncated = _is_short(index, self.info.expected_frames, self._scan)
         except _FFMPEG_READ_ERRORS as err:
             raise VideoError(
                 f"{self.path} is corrupt: frame {index} could not be decoded "
@@ -208,11 +287,25 @@ def _check_video_file(path: Path) -> None:
         raise VideoError(f"Video file {path} cannot be read: permission denied.")
 
 
-def _count_frames(path: Path) -> int | None:
-    """Frames in the first video stream, by demuxing it into ffmpeg's null muxer.
+@dataclass(frozen=True)
+class _Scan:
+    """What demuxing the first video stream found: ``count`` frames (None when ffmpeg
+    failed or printed no count), whether the container states its duration in a header
+    (``duration_stated``), whether ffmpeg found data missing (``data_missing``), and
+    whether video is all the file holds (``video_only``: then the duration is the
+    video's own, not a longer audio track's)."""
+
+    count: int | None
+    duration_stated: bool
+    data_missing: bool
+    video_only: bool
+
+
+def _scan(path: Path) -> _Scan:
+    """Demux the first video stream into ffmpeg's null muxer and read its log.
 
     ``-c copy`` counts packets without decoding them: one pass over the file's bytes,
-    hundreds of times faster than decoding. None when ffmpeg fails or prints no count.
+    hundreds of times faster than decoding.
     """
     command = [
         imageio_ffmpeg.get_ffmpeg_exe(),
@@ -231,11 +324,32 @@ def _count_frames(path: Path) -> int | None:
     try:
         done = subprocess.run(command, capture_output=True, check=False)
     except OSError:
-        return None
-    counts = re.findall(rb"frame=\s*(\d+)", done.stderr)
-    if done.returncode != 0 or not counts:
-        return None
-    return int(counts[-1])
+        return _Scan(None, False, False, False)
+    log = done.stderr
+    header = log.split(b"\nStream mapping:", 1)[0]  # the input's streams, not the output's
+    counts = re.findall(rb"frame=\s*(\d+)", log)
+    count = int(counts[-1]) if done.returncode == 0 and counts else None
+    # A GIF's duration is the sum of the delays of the frames present, and a duration
+    # estimated from the bitrate is a guess: neither says how many frames there should be.
+    container = re.search(rb"^Input #0, ([^,\s]+)", header, re.MULTILINE)
+    stated = not (
+        (container is not None and container.group(1) == b"gif")
+        or b"Estimating duration from bitrate" in log
+    )
+    kinds = re.findall(rb"^\s*Stream #0:\d+\S*: (\w+):", header, re.MULTILINE)
+    video_only = all(kind == b"Video" for kind in kinds)
+    return _Scan(count, stated, _MISSING_DATA.search(log) is not None, video_only)
+
+
+def _is_short(decoded: int, expected: int | None, scan: _Scan) -> bool:
+    """Whether ``decoded`` frames are fewer than a file promising ``expected`` should
+    give (see ``VideoReader.truncated``)."""
+    if expected is None or decoded >= expected:
+        return False
+    if scan.data_missing:
+        return True
+    margin = max(_SHORT_BY_FRAMES, _SHORT_BY_FRACTION * expected)
+    return scan.video_only and expected - decoded > margin
 
 
 def _ffmpeg_reason(err: BaseException) -> str:
@@ -271,7 +385,8 @@ class VideoWriter:
     ...         video.write(frame)
 
     The codec follows the suffix (see the module docstring); every frame must have
-    the first frame's size. ``quality`` is 1 (smallest file) to 10 (best; for H.264
+    the first frame's size. ``fps`` must be ``MIN_FPS`` to ``MAX_FPS`` (else
+    ``FrameRateError``). ``quality`` is 1 (smallest file) to 10 (best; for H.264
     lossless in ``yuv420p``), mapped linearly onto the codec's constant rate factor
     as imageio does (``crf = round(max_crf · (1 − quality / 10))``); None gives
     CRF 18 (H.264) or 31 (VP9). GIFs ignore it.
@@ -296,11 +411,7 @@ class VideoWriter:
                 f"Cannot write {self.path}: a video's name must end in one of "
                 f"{', '.join(VIDEO_SUFFIXES)}."
             )
-        rate = _number(fps)
-        if not (math.isfinite(rate) and rate > 0):
-            raise VideoError(
-                f"Cannot write {self.path}: the frame rate must be above 0, not {fps}."
-            )
+        rate = check_fps(fps)
         if quality is not None and not 1 <= _number(quality) <= 10:
             raise VideoError(f"Cannot write {self.path}: quality must be 1 to 10, not {quality}.")
         self.fps = rate

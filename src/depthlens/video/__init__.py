@@ -4,6 +4,7 @@ files lives in ``depthlens.io.video``."""
 
 from depthlens.video.stabilize import DepthStabilizer, flicker
 from depthlens.video.stream import (
+    MappedVideo,
     VideoDepthOutputs,
     map_video,
     map_video_batches,
@@ -13,6 +14,7 @@ from depthlens.video.stream import (
 
 __all__ = [
     "DepthStabilizer",
+    "MappedVideo",
     "VideoDepthOutputs",
     "flicker",
     "map_video",

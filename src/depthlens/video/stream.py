@@ -3,11 +3,16 @@
 ``predict_video`` never holds more than one batch of frames (and, for NPZ output, one
 chunk of depth maps), whatever the video's length. ``map_video`` is the same stream
 for any frame → frame function (stereo or parallax renderings of a video).
+
+A video cut short (``VideoReader.truncated``) is not an error here: the frames it has
+are processed and written, and what is returned (and the depth sidecar) says
+``truncated`` with the frames expected, so the caller can warn or fail.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import secrets
 import shutil
@@ -29,12 +34,27 @@ from depthlens.io.depth_files import (
     write_sidecar,
 )
 from depthlens.io.images import Image
-from depthlens.io.video import VideoError, VideoReader, VideoWriter
+from depthlens.io.video import (
+    MAX_FPS,
+    MIN_FPS,
+    VideoError,
+    VideoReader,
+    VideoWriter,
+    check_fps,
+)
 from depthlens.models.spec import DepthKind
 from depthlens.video.stabilize import DEFAULT_MOTION_THRESHOLD, DepthStabilizer
 from depthlens.viz.colormaps import COLORMAPS, colorize
 
-__all__ = ["DEFAULT_FPS", "DepthPredictor", "VideoDepthOutputs", "map_video", "predict_video"]
+__all__ = [
+    "DEFAULT_FPS",
+    "DepthPredictor",
+    "MappedVideo",
+    "VideoDepthOutputs",
+    "map_video",
+    "map_video_batches",
+    "predict_video",
+]
 
 Progress = Callable[[int, int | None], None]
 # The frames' camera: one Camera, or a function of the frame size (width, height) giving
@@ -87,6 +107,9 @@ class VideoDepthOutputs:
     frames, or the first NPZ chunk (the sidecar lists them all), or None;
     ``sidecar``: the JSON that says how to read them; ``frames``: frames processed;
     ``fps``: the frame rate written; ``seconds``: wall time of the whole call.
+    ``truncated``: the video ended before its header said it would
+    (``VideoReader.truncated``), so ``frames`` is less than ``expected_frames``, the
+    count its header promised (None when the header does not say).
     """
 
     colour: Path
@@ -95,6 +118,22 @@ class VideoDepthOutputs:
     frames: int
     fps: float
     seconds: float
+    truncated: bool
+    expected_frames: int | None
+
+
+@dataclass(frozen=True)
+class MappedVideo:
+    """What ``map_video`` and ``map_video_batches`` wrote: ``frames`` frames to ``path``
+    at ``fps`` frames per second. ``truncated`` and ``expected_frames`` as in
+    ``VideoDepthOutputs``: the input ended early, after ``frames`` of the
+    ``expected_frames`` its header promised."""
+
+    path: Path
+    frames: int
+    fps: float
+    truncated: bool
+    expected_frames: int | None
 
 
 def predict_video(
@@ -137,7 +176,12 @@ def predict_video(
       ``(n,)`` int64, for up to ``chunk_frames`` frames. One chunk is held in memory:
       ``chunk_frames · H · W · 4`` bytes (100 full-HD frames: 830 MB).
     - ``NAME-depth.json``: the sidecar (model, kind, units, size, fps, frame count,
-      how to decode the lossless files, the colour range, the stabilisation used).
+      how to decode the lossless files, the colour range, the stabilisation used,
+      and ``truncated``: true when the video ended before its header said, with
+      ``expected_frames`` and ``decoded_frames`` then).
+
+    A truncated video (``VideoReader.truncated``) is not an error: the frames it has
+    are written, and ``truncated`` in the result and the sidecar says it.
 
     A video that cannot be read raises ``VideoError`` before anything is written.
     Lossless files are written into a hidden folder in ``out_dir`` and moved into
@@ -157,7 +201,7 @@ def predict_video(
         info = reader.info
         if info.frame_count == 0:
             raise VideoError(f"{source} holds no video frames.")
-        fps = info.fps if info.fps > 0 else DEFAULT_FPS
+        fps = _output_rate(info.fps)
         out = Path(out_dir)
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -183,6 +227,9 @@ def predict_video(
             lossless_path, lossless_info = sink.finish(out)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        truncated = reader.truncated
+    # A short video says how short, so a reader of the sidecar need not open it again.
+    shortfall = {"expected_frames": info.expected_frames, "decoded_frames": frames}
 
     info_json: dict[str, object] = {
         "source": str(source),
@@ -193,6 +240,8 @@ def predict_video(
         "height": info.height,
         "fps": fps,
         "frame_count": frames,
+        "truncated": truncated,
+        **(shortfall if truncated else {}),
         "colour_video": {
             "file": f"{name}.mp4",
             "colormap": colormap,
@@ -226,7 +275,18 @@ def predict_video(
         frames=frames,
         fps=fps,
         seconds=time.perf_counter() - started,
+        truncated=truncated,
+        expected_frames=info.expected_frames,
     )
+
+
+def _output_rate(fps: float) -> float:
+    """The frame rate to write a video read at ``fps`` with: its own, brought within
+    ``MIN_FPS`` to ``MAX_FPS`` (a header may state anything), or ``DEFAULT_FPS`` when
+    it states none."""
+    if not (math.isfinite(fps) and fps > 0):
+        return DEFAULT_FPS
+    return min(max(fps, MIN_FPS), MAX_FPS)
 
 
 def _check_options(lossless: str, colormap: str, chunk_frames: int, batch_size: int) -> None:
@@ -474,7 +534,7 @@ def map_video(
     *,
     fps: float | None = None,
     on_progress: Progress | None = None,
-) -> int:
+) -> MappedVideo:
     """Write ``per_frame(frame, index)`` of every frame of ``video`` to ``out_path``.
 
     Frames stream through one at a time: ``per_frame`` gets an (H, W, 3) uint8 RGB
@@ -497,23 +557,27 @@ def map_video_batches(
     batch_size: int = 1,
     fps: float | None = None,
     on_progress: Progress | None = None,
-) -> int:
+) -> MappedVideo:
     """Write ``per_batch(frames, first_index)`` of every run of ``batch_size`` frames
     of ``video`` to ``out_path`` (one output frame per input frame, in order), so a
     model can take several frames per forward pass.
 
-    The video is written at ``fps``, by default the input's rate (``DEFAULT_FPS`` if it
-    states none), in the format ``out_path``'s suffix asks for (see ``VideoWriter``).
-    Returns the number of frames written. A bad input raises ``VideoError`` before
-    anything is written, and any failure midway (in ``per_batch`` too) leaves no file
-    at ``out_path``. ``on_progress(frames_done, total)`` is called after each batch.
+    The video is written at ``fps`` (``MIN_FPS`` to ``MAX_FPS``, else
+    ``FrameRateError`` before anything is read), by default the input's rate (brought
+    within that range; ``DEFAULT_FPS`` if it states none), in the format
+    ``out_path``'s suffix asks for (see ``VideoWriter``). A bad input raises
+    ``VideoError`` before anything is written, and any failure midway (in
+    ``per_batch`` too) leaves no file at ``out_path``. An input cut short is not a
+    failure: its frames are written and the result says ``truncated``.
+    ``on_progress(frames_done, total)`` is called after each batch.
     """
     if batch_size < 1:
         raise UsageError(f"The batch size must be at least 1, not {batch_size}.")
+    chosen = check_fps(fps) if fps is not None else None
     source = Path(video)
     done = 0
     with VideoReader(source) as reader:
-        rate = fps if fps is not None else (reader.info.fps or DEFAULT_FPS)
+        rate = chosen if chosen is not None else _output_rate(reader.info.fps)
         with VideoWriter(out_path, rate) as writer:
             for batch in _batches(iter(reader), batch_size):
                 for frame in per_batch(batch, done):
@@ -523,4 +587,10 @@ def map_video_batches(
                     on_progress(done, reader.info.frame_count)
             if writer.frames == 0:
                 raise VideoError(f"{source} holds no video frames.")
-    return writer.frames
+        return MappedVideo(
+            path=Path(out_path),
+            frames=writer.frames,
+            fps=rate,
+            truncated=reader.truncated,
+            expected_frames=reader.info.expected_frames,
+        )
