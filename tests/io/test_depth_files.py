@@ -144,8 +144,28 @@ def test_read_png16_refuses_8bit(tmp_path):
     with pytest.raises(ImageError, match="not a 16-bit grey PNG"):
         read_png16(tmp_path / "rgb.png")
     (tmp_path / "junk.png").write_bytes(b"junk")
-    with pytest.raises(ImageError, match="not a readable PNG"):
+    with pytest.raises(ImageError, match="not a PNG file"):
         read_png16(tmp_path / "junk.png")
+
+
+def test_read_png16_decodes_only_png(tmp_path):
+    """OpenCV would parse a 16-bit PGM named .png; only PNG reaches its decoder."""
+    import cv2
+
+    ok, pgm = cv2.imencode(".pgm", np.full((4, 4), 1000, np.uint16))
+    assert ok
+    (tmp_path / "netpbm.png").write_bytes(pgm.tobytes())
+    with pytest.raises(ImageError, match="not a PNG file"):
+        read_png16(tmp_path / "netpbm.png")
+    write_png16(tmp_path / "deep.png", np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4))
+    data = bytearray((tmp_path / "deep.png").read_bytes())
+    data[16:24] = (200_000).to_bytes(4, "big") * 2  # IHDR claims 200000 × 200000
+    (tmp_path / "bomb.png").write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="more than the limit"):
+        read_png16(tmp_path / "bomb.png")
+    (tmp_path / "truncated.png").write_bytes((tmp_path / "deep.png").read_bytes()[:40])
+    with pytest.raises(ImageError, match="not a readable PNG"):
+        read_png16(tmp_path / "truncated.png")
 
 
 def test_write_png_keeps_rgb_order(tmp_path):

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import secrets
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +30,7 @@ import numpy as np
 
 from depthlens.errors import ImageError, OutputError
 from depthlens.geometry.camera import Camera
+from depthlens.io.images import DEFAULT_MAX_PIXELS, native_stderr_discarded
 
 __all__ = [
     "DEPTH_UNITS",
@@ -296,10 +298,26 @@ def _encode_png(image: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def _decode_file(path: PathLike, flags: int) -> np.ndarray:
-    """Decode an image file with OpenCV; ImageError if missing or unreadable."""
+    """Decode a PNG file with OpenCV; ImageError if missing, not a PNG, larger than
+    ``DEFAULT_MAX_PIXELS`` or unreadable.
+
+    Only PNG reaches the decoder (OpenCV would also parse PPM, Sun raster, JPEG 2000
+    and more, whatever the name), and its size is read from the header first.
+    """
     data = read_file(path, "Depth file")
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    if not data.startswith(_PNG_SIGNATURE) or len(data) < 24:
+        raise ImageError(f"{path} is not a PNG file.")
+    width, height = struct.unpack(">II", data[16:24])  # IHDR, the first chunk
+    if width * height > DEFAULT_MAX_PIXELS:
+        raise ImageError(
+            f"{path} is {width}×{height} pixels, more than the limit of {DEFAULT_MAX_PIXELS:,}."
+        )
+    with native_stderr_discarded():
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if decoded is None:
         raise ImageError(f"{path} is not a readable PNG image.")
     return decoded

@@ -396,7 +396,7 @@ _STDERR_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _native_stderr_discarded() -> Iterator[None]:
+def native_stderr_discarded() -> Iterator[None]:
     """Drop what C libraries print to file descriptor 2 meanwhile, and OpenCV's log.
 
     libpng and libtiff inside OpenCV print their complaints about a file ("libpng
@@ -427,7 +427,7 @@ def _native_stderr_discarded() -> Iterator[None]:
 def _rgb_from_16bit_file(data: bytes, shape: tuple[int, int]) -> np.ndarray | None:
     """(H, W, 3) uint8 from a 16-bit colour file via OpenCV, or None if it disagrees."""
     # IMREAD_UNCHANGED keeps 16 bits and alpha and ignores EXIF orientation (applied later).
-    with _native_stderr_discarded():
+    with native_stderr_discarded():
         decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.dtype != np.uint16 or decoded.shape[:2] != shape:
         return None
