@@ -172,7 +172,15 @@ def test_models_lists_the_served_model_and_the_choices(client):
     ]
     assert body["colormaps"] == list(COLORMAPS)
     assert body["formats"] == ["color", "png16", "npy", "json"]
-    assert body["limits"] == {"max_upload_mb": 20.0, "max_megapixels": 40.0}
+    assert body["limits"] == {
+        "max_upload_mb": 20.0,
+        "max_megapixels": 40.0,
+        "effect_megapixels": 2.0,
+        "json_megapixels": 16.0,
+        "clip_max_side": 640,
+        "clip_max_frames": 120,
+        "clip_megapixels": 10.0,
+    }
 
 
 def test_health_reports_models_and_an_idle_queue(client):

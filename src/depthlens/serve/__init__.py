@@ -4,6 +4,7 @@
 >>> app = create_app(ServeSettings(models=("depthlens-small",)))  # doctest: +SKIP
 """
 
-from depthlens.serve.app import FORMATS, ServeSettings, create_app, load_models
+from depthlens.serve.app import FORMATS, create_app, load_models
+from depthlens.serve.settings import ServeSettings, uvicorn_options
 
-__all__ = ["FORMATS", "ServeSettings", "create_app", "load_models"]
+__all__ = ["FORMATS", "ServeSettings", "create_app", "load_models", "uvicorn_options"]

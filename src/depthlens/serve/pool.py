@@ -4,6 +4,8 @@ The web service decodes, predicts and encodes on these threads so that the event
 only moves bytes. A job is admitted only while fewer than ``workers + queue_size``
 jobs are pending (running or waiting); beyond that ``run`` raises ``PoolFull`` at
 once, so a burst of requests gets quick refusals instead of an ever longer queue.
+Cancelling the task that awaits ``run`` skips a job that has not started yet (its
+client has gone, say): its slot is freed at once and no thread ever runs it.
 
 Threads and torch: each forward pass already spreads over torch's intra-op threads
 (``torch.get_num_threads()``, one per core by default). The pool does not change that
@@ -54,8 +56,10 @@ class InferencePool:
         """Run ``job`` on a worker thread and return its result (or raise its error).
 
         Raises ``PoolFull`` without queueing when ``capacity`` jobs are already pending.
-        A job's slot is freed when the job ends, not when its caller stops waiting, so
-        a cancelled request cannot let more jobs pile up than the pool admits.
+        Cancelling the caller cancels a job still waiting for a thread (it never runs
+        and its slot is freed); a job already running keeps its slot until it ends, so
+        cancelled requests cannot let more jobs pile up than the pool admits (a job
+        that should stop early must check a flag of its own).
         """
         with self._lock:
             if self._pending >= self.capacity:

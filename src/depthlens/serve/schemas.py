@@ -15,8 +15,8 @@ class ErrorDetail(BaseModel):
     status: int = Field(examples=[415])
     code: str = Field(
         description="missing_image, not_an_image, upload_too_large, too_many_pixels, "
-        "unknown_model, invalid_parameter, busy, not_found, method_not_allowed, "
-        "bad_request or internal_error.",
+        "body_timeout, unknown_model, invalid_parameter, busy, not_found, "
+        "method_not_allowed, bad_request or internal_error.",
         examples=["not_an_image"],
     )
     message: str = Field(examples=["photo.png is not an image in a format depthlens can read."])
@@ -118,10 +118,21 @@ class ModelInfo(BaseModel):
 
 
 class Limits(BaseModel):
-    """What the server accepts: upload size in MB (10⁶ bytes) and image size in MP."""
+    """What the server accepts and the most it renders: MB are 10⁶ bytes, MP 10⁶ pixels."""
 
-    max_upload_mb: float
-    max_megapixels: float
+    max_upload_mb: float = Field(description="The largest upload (413 above).")
+    max_megapixels: float = Field(description="The largest photo (413 above).")
+    effect_megapixels: float = Field(
+        description="bokeh, stereo and obstacle render larger photos shrunk to this size."
+    )
+    json_megapixels: float = Field(
+        description="The largest photo for format=json with include_depth or include_color."
+    )
+    clip_max_side: int = Field(description="parallax clips are at most this wide or tall.")
+    clip_max_frames: int = Field(description="The most frames a parallax clip may have.")
+    clip_megapixels: float = Field(
+        description="parallax clips render at most this many pixels in all their frames."
+    )
 
 
 class ModelsResponse(BaseModel):

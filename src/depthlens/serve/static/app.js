@@ -676,6 +676,11 @@
 
   /** The pixel size of what ``img`` shows: its own, or the photo's as the server read it. */
   function imageSize(img) {
+    // The server renders the blur of a large photo smaller (its effect_megapixels
+    // limit), but focus points, asked or reported, stay in the photo's pixels.
+    if (img === state.effects.bokeh.image && state.result) {
+      return { width: state.result.width, height: state.result.height };
+    }
     if (img.naturalWidth && img.naturalHeight) {
       return { width: img.naturalWidth, height: img.naturalHeight };
     }
@@ -721,8 +726,8 @@
   }
 
   /**
-   * A click on the photo (or on the blurred photo, the same size) focuses the blur there:
-   * the point is mapped from the displayed size to the photo's own pixels.
+   * A click on the photo (or on the blurred photo, the same picture) focuses the blur
+   * there: the point is mapped from the displayed size to the photo's own pixels.
    */
   function focusAtPointer(event) {
     if (state.view !== "bokeh" || !state.file) return;
