@@ -1,7 +1,9 @@
-"""Estimator: a zoo spec plus its network, with the official pre- and post-processing.
+"""Estimator: a zoo spec plus its network and its family's hooks.
 
 Every caller (CLI, web service, evaluation, pseudo-labelling) goes through
-``Estimator.predict``; nothing else resizes, normalises or un-resizes.
+``Estimator.predict``; nothing else resizes, normalises or un-resizes. What happens
+before and after the network is the family's (``models/hooks.py``); the estimator
+batches, runs the network and times the stages, the same for every family.
 """
 
 from __future__ import annotations
@@ -9,24 +11,44 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from depthlens.errors import UsageError
 from depthlens.geometry.camera import Camera
-from depthlens.geometry.canonical import canonical_ratio
 from depthlens.io.images import Image, ImageSource, load_image
-from depthlens.models.spec import DepthKind, InputPolicy, ModelSpec, OutputPolicy
+
+# The generic resize rules lived here first; importers keep finding them here.
+from depthlens.models.hooks import (
+    MAX_SIDE_FACTOR,
+    MIN_NETWORK_SIDE,
+    FamilyHooks,
+    Prepared,
+    canonical_scale,
+    hooks_for,
+    network_input_size,
+    preprocess,
+    resize_output,
+)
+from depthlens.models.spec import DepthKind, ModelSpec
 
 if TYPE_CHECKING:
     import PIL.Image
 
-_CV2_INTERPOLATION = {"cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}
+__all__ = [
+    "MAX_SIDE_FACTOR",
+    "MIN_NETWORK_SIDE",
+    "DepthResult",
+    "Estimator",
+    "canonical_scale",
+    "network_input_size",
+    "pick_device",
+    "preprocess",
+    "resize_output",
+]
 
 
 @dataclass(frozen=True)
@@ -47,8 +69,8 @@ class DepthResult:
     source: str
     camera: Camera | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
-    # Filled by models that predict them (Metric3D v2): (H, W) float32 confidence
-    # (unitless, larger = surer) and (H, W, 3) float32 unit normals, camera axes.
+    # Filled by families that predict them: (H, W) float32 confidence (unitless,
+    # larger = surer) and (H, W, 3) float32 unit normals, camera axes.
     confidence: np.ndarray | None = None
     normals: np.ndarray | None = None
 
@@ -60,104 +82,6 @@ class DepthResult:
 
         values = self.depth if self.kind == "relative_inverse" else -self.depth
         return PILImage.fromarray(colorize(values, colormap))
-
-
-def _snap(value: float, multiple: int, min_val: int = 0, max_val: int | None = None) -> int:
-    """``constrain_to_multiple_of`` of isl-org/MiDaS: midas/transforms.py::Resize.
-
-    Round to the nearest multiple (numpy's half-to-even), floor if that exceeds
-    ``max_val``, ceil if it falls below ``min_val``.
-    """
-    snapped = int(np.round(value / multiple) * multiple)
-    if max_val is not None and snapped > max_val:
-        snapped = int(np.floor(value / multiple) * multiple)
-    if snapped < min_val:
-        snapped = int(np.ceil(value / multiple) * multiple)
-    return snapped
-
-
-# Bounds on each side of the network input, for images far from any the official code
-# was written for: a 1×5000 strip rounds to 0 rows under an upper bound (cv2.resize
-# asserts) and to 518×2,590,000 under Depth Anything's lower bound (tens of GB). Each
-# side is kept between one multiple of at least MIN_NETWORK_SIDE pixels and
-# MAX_SIDE_FACTOR times the policy's longest target side, so an image more elongated
-# than that is squeezed; photos up to 4:1 (panoramas included) are sized as upstream.
-MIN_NETWORK_SIDE = 32
-MAX_SIDE_FACTOR = 4
-
-
-def network_input_size(height: int, width: int, policy: InputPolicy) -> tuple[int, int]:
-    """The (h, w) the network sees for an (height, width) image, as the official Resize,
-    then each side kept within ``MIN_NETWORK_SIDE`` and ``MAX_SIDE_FACTOR`` × the
-    target's longest side (multiples of ``policy.multiple_of``)."""
-    net_h, net_w = _official_input_size(height, width, policy)
-    m = policy.multiple_of
-    low = -(-MIN_NETWORK_SIDE // m) * m
-    high = max(low, MAX_SIDE_FACTOR * max(policy.size) // m * m)
-    return min(max(net_h, low), high), min(max(net_w, low), high)
-
-
-def _official_input_size(height: int, width: int, policy: InputPolicy) -> tuple[int, int]:
-    """The (h, w) of isl-org/MiDaS's ``Resize`` (midas/transforms.py), unbounded."""
-    target_h, target_w = policy.size
-    scale_h, scale_w = target_h / height, target_w / width
-    if policy.keep_aspect:
-        if policy.method == "lower_bound":
-            scale_h = scale_w = max(scale_h, scale_w)
-        elif policy.method == "upper_bound":
-            scale_h = scale_w = min(scale_h, scale_w)
-        elif abs(1 - scale_w) < abs(1 - scale_h):  # minimal: the scale closer to 1 wins
-            scale_h = scale_w
-        else:
-            scale_w = scale_h
-    m = policy.multiple_of
-    if policy.method == "lower_bound":
-        return _snap(scale_h * height, m, min_val=target_h), _snap(scale_w * width, m, target_w)
-    if policy.method == "upper_bound":
-        return (
-            _snap(scale_h * height, m, max_val=target_h),
-            _snap(scale_w * width, m, max_val=target_w),
-        )
-    return _snap(scale_h * height, m), _snap(scale_w * width, m)
-
-
-def preprocess(rgb: np.ndarray, policy: InputPolicy) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (3, h, w) float32 network input.
-
-    Resizes [0, 1] float64 values with OpenCV (``cv2.resize`` with (w, h) order), as the
-    official transforms do after ``/ 255.0``: resizing in float32 instead moves the
-    network input by about 1e-5, which shows in the output at 1e-4 of its range.
-    """
-    height, width = rgb.shape[:2]
-    net_h, net_w = network_input_size(height, width, policy)
-    image: np.ndarray = rgb / 255.0
-    if (net_h, net_w) != (height, width):
-        image = cv2.resize(
-            image, (net_w, net_h), interpolation=_CV2_INTERPOLATION[policy.interpolation]
-        )
-    image = (image - np.asarray(policy.mean)) / np.asarray(policy.std)
-    return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
-
-
-def resize_output(depth: torch.Tensor, size: tuple[int, int], policy: OutputPolicy) -> torch.Tensor:
-    """(B, h, w) network output -> (B, H, W) at the image size, as the official code does."""
-    if tuple(depth.shape[-2:]) == size:
-        return depth
-    resized = F.interpolate(
-        depth.unsqueeze(1), size=size, mode=policy.mode, align_corners=policy.align_corners
-    )
-    return resized.squeeze(1)
-
-
-def canonical_scale(
-    camera: Camera, image_size: tuple[int, int], network_size: tuple[int, int], focal: float
-) -> float:
-    """The factor from a canonical-camera prediction to meters: ``f / f_c`` with ``f``
-    the camera's focal length in network-input pixels (the label variant's inverse,
-    ``geometry/canonical.py``). Sizes are (height, width)."""
-    sy, sx = (n / i for n, i in zip(network_size, image_size, strict=True))
-    scaled = (camera.fx * sx, camera.fy * sy, camera.cx * sx, camera.cy * sy)
-    return 1.0 / canonical_ratio(scaled, focal)
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -199,6 +123,8 @@ class Estimator:
             network = network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.network = network
         self.weights = weights
+        # the family's prepare/finish (models/hooks.py), found by spec.family
+        self.hooks: FamilyHooks[Any] = hooks_for(spec)
 
     @property
     def name(self) -> str:
@@ -239,98 +165,44 @@ class Estimator:
 
     @torch.inference_mode()
     def predict_images(self, images: Sequence[Image], batch_size: int = 4) -> list[DepthResult]:
-        """Depth for already-loaded images, batched by network input size."""
-        if self.spec.family == "metric3d":
-            return self._predict_metric3d(images, batch_size)
-        results: list[DepthResult | None] = [None] * len(images)
-        prepared: dict[tuple[int, int], list[tuple[int, np.ndarray, float]]] = {}
+        """Depth for already-loaded images, batched by network input size.
+
+        Each image is prepared by the family's hooks; prepared inputs of one shape go
+        through the network up to ``batch_size`` at a time, in order; each image's rows
+        of the output are finished by the hooks. Timings are per image (the forward
+        pass split evenly over its batch).
+        """
+        step = max(1, batch_size)
+        groups: dict[tuple[int, ...], list[tuple[int, Prepared[Any], float]]] = {}
         for index, image in enumerate(images):
             start = time.perf_counter()
-            tensor = preprocess(image.rgb, self.spec.input)
+            prepared = self.hooks.prepare(image, self.spec)
             elapsed = time.perf_counter() - start
-            prepared.setdefault(tuple(tensor.shape[1:]), []).append((index, tensor, elapsed))
-        for group in prepared.values():
-            for offset in range(0, len(group), max(1, batch_size)):
-                chunk = group[offset : offset + max(1, batch_size)]
-                batch = torch.from_numpy(np.stack([t for _, t, _ in chunk])).to(self.device)
+            groups.setdefault(prepared.tensor.shape, []).append((index, prepared, elapsed))
+        results: list[DepthResult | None] = [None] * len(images)
+        for group in groups.values():
+            for offset in range(0, len(group), step):
+                chunk = group[offset : offset + step]
+                batch = torch.from_numpy(np.stack([p.tensor for _, p, _ in chunk]))
+                batch = batch.to(self.device)
                 start = time.perf_counter()
-                output = self.network(batch).float()
+                output = self.network(batch)
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 forward = (time.perf_counter() - start) / len(chunk)
-                for row, (index, _, prep) in enumerate(chunk):
+                for row, (index, prepared, prep) in enumerate(chunk):
                     image = images[index]
                     start = time.perf_counter()
-                    depth = resize_output(
-                        output[row : row + 1], image.rgb.shape[:2], self.spec.output
-                    )
-                    camera = image.camera_or_default
-                    if self.spec.canonical_focal is not None:
-                        depth = depth * canonical_scale(
-                            camera,
-                            image.rgb.shape[:2],
-                            (batch.shape[-2], batch.shape[-1]),
-                            self.spec.canonical_focal,
-                        )
-                    depth_np = depth[0].cpu().numpy().astype(np.float32, copy=False)
+                    done = self.hooks.finish(output, row, prepared, image, self.spec)
                     post = time.perf_counter() - start
                     results[index] = DepthResult(
-                        depth=depth_np,
+                        depth=done.depth,
                         kind=self.spec.kind,
                         model=self.spec.name,
                         source=image.source,
-                        camera=camera,
+                        camera=done.camera,
                         timings={"preprocess": prep, "forward": forward, "postprocess": post},
+                        confidence=done.confidence,
+                        normals=done.normals,
                     )
         return [result for result in results if result is not None]
-
-    def _predict_metric3d(self, images: Sequence[Image], batch_size: int) -> list[DepthResult]:
-        """Metric3D's own letterboxing and canonical-camera rescaling (models/metric3d.py).
-
-        The focal length is the image's camera (user flags or EXIF, as loaded), else
-        ``Camera.default`` (its documented default field of view).
-        """
-        from depthlens.models import metric3d
-
-        results: list[DepthResult] = []
-        step = max(1, batch_size)
-        for offset in range(0, len(images), step):
-            chunk = images[offset : offset + step]
-            start = time.perf_counter()
-            prepared = [metric3d.preprocess(image.rgb) for image in chunk]
-            prep = (time.perf_counter() - start) / len(chunk)
-            batch = torch.from_numpy(np.stack([t for t, _ in prepared])).to(self.device)
-            start = time.perf_counter()
-            output = self.network(batch)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            forward = (time.perf_counter() - start) / len(chunk)
-            for row, (image, (_, box)) in enumerate(zip(chunk, prepared, strict=True)):
-                start = time.perf_counter()
-                height, width = image.rgb.shape[:2]
-                camera = image.camera_or_default
-                maps = torch.cat(
-                    [
-                        output.depth[row : row + 1],
-                        output.confidence[row : row + 1],
-                        output.normal[row : row + 1, :3],
-                    ],
-                    dim=1,
-                ).float()
-                maps = metric3d.unletterbox(maps, box, (height, width))
-                depth = metric3d.canonical_to_metric(maps[0, 0], camera.fx, box.scale)
-                normals = F.normalize(maps[0, 2:5], dim=0).permute(1, 2, 0)
-                post = time.perf_counter() - start
-                results.append(
-                    DepthResult(
-                        depth=depth.cpu().numpy().astype(np.float32, copy=False),
-                        kind=self.spec.kind,
-                        model=self.spec.name,
-                        source=image.source,
-                        camera=camera,
-                        timings={"preprocess": prep, "forward": forward, "postprocess": post},
-                        confidence=maps[0, 1].cpu().numpy().astype(np.float32, copy=False),
-                        normals=normals.cpu().numpy().astype(np.float32, copy=False),
-                    )
-                )
-        return results

@@ -9,7 +9,8 @@ from the official code (YvanYin/Metric3D, commit eb5b6fa):
 - decoder: ``mono/model/decode_heads/RAFTDepthNormalDPTDecoder5.py``
   (``RAFTDepthNormalDPT5``);
 - configs: ``mono/configs/HourglassDecoder/vit.raft5.{small,large}.py``;
-- pre/post-processing: ``hubconf.py`` (``__main__`` demo) and ``mono/utils/do_test.py``.
+- pre/post-processing: ``hubconf.py`` (``__main__`` demo) and ``mono/utils/do_test.py``,
+  run by the estimator through ``HOOKS``.
 
 The network predicts depth for a *canonical* camera of focal length 1000 px at the
 resolution it sees; ``canonical_to_metric`` turns that into meters for the real
@@ -26,7 +27,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
@@ -35,6 +36,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthlens.errors import WeightsError
+from depthlens.models.hooks import Finished, Prepared, as_float32
+
+if TYPE_CHECKING:
+    from depthlens.io.images import Image
+    from depthlens.models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -718,3 +724,45 @@ def canonical_to_metric(depth: torch.Tensor, fx: float, scale: float) -> torch.T
     """
     metric = depth * (fx * scale / PRESETS["v2-small"].canonical_focal)
     return torch.clamp(metric, 0.0, MAX_DEPTH_M)
+
+
+class Metric3DHooks:
+    """The estimator's pre/post-processing for Metric3D (``depthlens.models.hooks``).
+
+    ``prepare`` letterboxes onto ``CANVAS`` (``preprocess``); ``finish`` drops the
+    padding and resizes back (``unletterbox``), turns the canonical-camera depth into
+    meters (``canonical_to_metric``) and returns the confidence and unit normals too.
+    The focal length is the image's camera (user flags or EXIF, as loaded), else
+    ``Camera.default`` (its documented default field of view).
+    """
+
+    def prepare(self, image: Image, spec: ModelSpec) -> Prepared[Letterbox]:
+        tensor, box = preprocess(image.rgb)
+        return Prepared(tensor, box)
+
+    def finish(
+        self,
+        output: Metric3DOutput,
+        row: int,
+        prepared: Prepared[Letterbox],
+        image: Image,
+        spec: ModelSpec,
+    ) -> Finished:
+        box = prepared.state
+        camera = image.camera_or_default
+        rows = slice(row, row + 1)
+        maps = torch.cat(
+            [output.depth[rows], output.confidence[rows], output.normal[rows, :3]], dim=1
+        ).float()
+        maps = unletterbox(maps, box, (image.height, image.width))
+        depth = canonical_to_metric(maps[0, 0], camera.fx, box.scale)
+        normals = F.normalize(maps[0, 2:5], dim=0).permute(1, 2, 0)
+        return Finished(
+            depth=as_float32(depth),
+            camera=camera,
+            confidence=as_float32(maps[0, 1]),
+            normals=as_float32(normals),
+        )
+
+
+HOOKS = Metric3DHooks()

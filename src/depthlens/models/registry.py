@@ -14,7 +14,7 @@ Preprocessing constants come from each family's official inference code:
   metric_depth/README.md.
 - Metric3D v2: YvanYin/Metric3D: hubconf.py (fit inside 616x1064, pad with the mean
   colour, 0-255 normalisation; unpad, bilinear back, depth x fx x scale / 1000, clamp
-  to 300 m), done by models/metric3d.py rather than the generic InputPolicy.
+  to 300 m), done by models/metric3d.py's HOOKS rather than the generic InputPolicy.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 A spec says how an image becomes the network input (`InputPolicy`), how the network
 output is brought back to the image size (`OutputPolicy`), what the output means
 (`kind`), and where the weights come from (`WeightSource`). The network itself is
-built by the spec's family module (``depthlens.models.<family>``) from ``variant``.
+built by the spec's family module (``depthlens.models.<family>``) from ``variant``;
+that module's ``HOOKS``, where it has them, replace the generic pre- and
+post-processing (``models/hooks.py``).
 """
 
 from __future__ import annotations
