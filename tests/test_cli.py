@@ -14,8 +14,8 @@ import pytest
 from PIL import Image as PILImage
 
 import depthlens
-from depthlens.cli import output_stems
 from depthlens.io.depth_files import read_npy, read_pfm, read_png16
+from depthlens.pipeline import output_stems
 from tests.cli import run_cli
 
 INPUTS = Path(__file__).parent / "expected" / "inputs"
@@ -168,9 +168,9 @@ def test_console_script_runs():
     assert result.returncode == 0 and "predict" in result.stdout
 
 
-def test_a_failing_batch_is_retried_image_by_image(tmp_path):
-    from depthlens.cli import _Item, _predict_batch
+def test_a_failing_batch_is_retried_image_by_image():
     from depthlens.io.images import load_image
+    from depthlens.pipeline import predict_each
 
     class PicksOnTall:
         """Fails on any batch holding an image taller than wide, like an OOM would."""
@@ -181,11 +181,7 @@ def test_a_failing_batch_is_retried_image_by_image(tmp_path):
             return [image.rgb.shape for image in images]
 
     images = [np.zeros((8, 16, 3), np.uint8), np.zeros((16, 8, 3), np.uint8)] * 2
-    loaded = [
-        (_Item(tmp_path / f"{i}.png", tmp_path / str(i)), load_image(a))
-        for i, a in enumerate(images)
-    ]
-    outcome = [result for _, _, result in _predict_batch(PicksOnTall(), loaded, 4)]
+    outcome = list(predict_each(PicksOnTall(), [load_image(a) for a in images], 4))
     assert outcome[0] == (8, 16, 3) and outcome[2] == (8, 16, 3)
     assert all("out of memory" in outcome[i] for i in (1, 3))
 

@@ -24,6 +24,7 @@ from depthlens.models.weights import (
     find_weights,
     read_converted_config,
 )
+from depthlens.pipeline import InputResult, PredictReport, predict_files
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -33,9 +34,12 @@ __all__ = [
     "DepthlensError",
     "Estimator",
     "Image",
+    "InputResult",
+    "PredictReport",
     "estimate",
     "load_image",
     "load_model",
+    "predict_files",
 ]
 __version__ = "0.1.0"
 

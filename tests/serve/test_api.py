@@ -375,4 +375,6 @@ def test_serve_loads_models_then_runs_uvicorn(capsys, monkeypatch):
     [(app, kwargs)] = calls
     assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8123
     settings = app.state.settings
+    # idle keep-alive connections are bounded by the server's own setting (issue 13)
+    assert kwargs["timeout_keep_alive"] == settings.keep_alive_s
     assert (settings.models, settings.workers, settings.waiting_limit) == ((MODEL,), 2, 3)

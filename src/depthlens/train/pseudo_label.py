@@ -1,7 +1,7 @@
 """Pseudo-labelling: a teacher's relative inverse depth for unlabelled photos.
 
 ``depthlens pseudo-label --model TEACHER IMAGES... -o DIR`` runs the teacher through
-``depthlens.load_model(...).predict_images`` (the one inference path) and writes an
+``pipeline.predict_files`` (the one files -> outputs path) and writes an
 RGB-D folder (``depthlens.io.rgbd``) that ``RGBDFolder`` reads and training mixes with
 labelled data as a ``kind: pseudo`` source::
 
@@ -28,18 +28,21 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from depthlens.errors import ImageError, OutputError, UsageError
+from depthlens.errors import UsageError
 from depthlens.io.depth_files import write_npy, write_png
-from depthlens.io.images import DEFAULT_MAX_PIXELS, Image, find_images, load_image
+from depthlens.io.images import DEFAULT_MAX_PIXELS, Image
 from depthlens.io.rgbd import MANIFEST, append_lines
-from depthlens.models.estimator import DepthResult, Estimator
+from depthlens.models.estimator import DepthResult
+
+if TYPE_CHECKING:
+    from depthlens.pipeline import InputResult
 
 TARGET = "relative_inverse"
 
@@ -107,85 +110,81 @@ def pseudo_label(
     on_failure: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PseudoLabelReport:
-    """Label the images named by ``inputs`` (files, folders, globs) with ``model``.
+    """Label the images named by ``inputs`` (files, folders, globs) with ``model``,
+    through ``pipeline.predict_files`` into a ``PseudoLabelFolder``.
 
     Returns a report; ``on_failure(input, reason)`` is called for each input that could
-    not be labelled and ``on_progress(done, total)`` after each batch.
+    not be labelled and ``on_progress(done, total)`` after each image.
     """
-    import depthlens
+    from depthlens.pipeline import predict_files
 
-    folder = Path(output)
-    failures: list[tuple[str, str]] = []
+    def heard(result: InputResult) -> None:
+        if result.error is not None and on_failure is not None:
+            on_failure(result.input, result.error)
 
-    def fail(name: str, reason: str) -> None:
-        failures.append((name, reason))
-        if on_failure is not None:
-            on_failure(name, reason)
-
-    found: list[tuple[Path, PurePath]] = []
-    for pattern in inputs:
-        try:
-            found.extend(find_images([pattern], recursive=recursive))
-        except ImageError as exc:
-            fail(pattern, str(exc))
-    found = list(dict.fromkeys(found))
-    if not found and not failures:
-        raise UsageError(f"No images found in {', '.join(inputs)}.")
-    names = sample_names([rel for _, rel in found])
-    existing = _existing_names(folder)
-    todo = [(path, name) for (path, _), name in zip(found, names, strict=True)]
-    pending = [(path, name) for path, name in todo if name not in existing]
-
-    estimator = depthlens.load_model(model, None if weights is None else Path(weights), device)
-    report = PseudoLabelReport(
-        model=estimator.name,
-        folder=folder,
-        total=len(found) + len(failures),
-        skipped=len(todo) - len(pending),
+    folder = PseudoLabelFolder(Path(output))
+    report = predict_files(
+        list(inputs),
+        folder.path,
+        model=model,
+        weights=weights,
+        device=device,
+        batch_size=batch_size,
+        recursive=recursive,
+        max_pixels=max_pixels,
+        sink=folder,
+        on_result=heard,
+        on_progress=on_progress,
     )
-    done = report.skipped
-    for start in range(0, len(pending), max(1, batch_size)):
-        loaded: list[tuple[Path, str, Image]] = []
-        for path, name in pending[start : start + max(1, batch_size)]:
-            try:
-                loaded.append((path, name, load_image(path, max_pixels)))
-            except ImageError as exc:
-                fail(str(path), str(exc))
-        lines = []
-        for (path, name, image), result in _predict(estimator, loaded, batch_size):
-            if isinstance(result, str):
-                fail(str(path), result)
-                continue
-            try:
-                lines.append(_write_label(folder, name, path, image, result))
-            except (OutputError, OSError, ValueError) as exc:
-                fail(str(path), str(exc))
-        append_lines(folder / MANIFEST, lines)
-        report.written += len(lines)
-        done += len(pending[start : start + max(1, batch_size)])
-        if on_progress is not None:
-            on_progress(done, len(todo))
-    report.failures = failures
-    return report
+    return PseudoLabelReport(
+        model=report.model,
+        folder=folder.path,
+        total=len(report.results),
+        written=report.done - report.skipped,
+        skipped=report.skipped,
+        failures=report.failures,
+    )
 
 
-def _predict(
-    estimator: Estimator, loaded: list[tuple[Path, str, Image]], batch_size: int
-) -> Iterator[tuple[tuple[Path, str, Image], DepthResult | str]]:
-    """Results of a batch; if the whole batch fails (out of memory, say), each image
-    alone, so one bad image costs only itself. A failure is given as its reason."""
-    if not loaded:
-        return
-    try:
-        results = estimator.predict_images([image for _, _, image in loaded], batch_size)
-    except (RuntimeError, MemoryError, ValueError) as exc:
-        if len(loaded) == 1:
-            yield loaded[0], f"the teacher failed on it ({type(exc).__name__}: {exc})"
-            return
-        for one in loaded:
-            yield from _predict(estimator, [one], 1)
-        return
-    yield from zip(loaded, results, strict=True)
+@dataclass
+class PseudoLabelFolder:
+    """The ``pipeline.Sink`` of pseudo-labelling: an RGB-D folder (see the module), one
+    manifest line per image appended after each batch, names already in the manifest
+    skipped (an interrupted run resumes)."""
+
+    path: Path
+    takes_videos: bool = False  # a video named here is refused as an image
+    _lines: list[str] = field(default_factory=list)
+
+    def plan(
+        self, found: list[tuple[Path, PurePath]], root: Path
+    ) -> tuple[list[tuple[Path, Any]], list[Path]]:
+        """Each image with its sample name; those already in the manifest are skipped."""
+        names = sample_names([relative for _, relative in found])
+        existing = _existing_names(self.path)
+        todo = [(path, name) for (path, _), name in zip(found, names, strict=True)]
+        return [item for item in todo if item[1] not in existing], [
+            path for path, name in todo if name in existing
+        ]
+
+    def write(self, path: Path, key: Any, image: Image, result: DepthResult) -> InputResult:
+        """The image and its target; the manifest line waits for ``flush``."""
+        from depthlens.pipeline import InputResult
+
+        try:
+            line = _write_label(self.path, str(key), path, image, result)
+        except Exception as exc:  # this image's failure only
+            return InputResult.failed(str(path), exc)
+        self._lines.append(line)
+        return InputResult(
+            str(path),
+            written=(self.path / "rgb" / f"{key}.png", self.path / "depth" / f"{key}.npy"),
+        )
+
+    def flush(self) -> None:
+        """Append the batch's manifest lines (one atomic append)."""
+        append_lines(self.path / MANIFEST, self._lines)
+        self._lines = []
 
 
 def _write_label(folder: Path, name: str, path: Path, image: Image, result: DepthResult) -> str:

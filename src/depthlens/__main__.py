@@ -1,0 +1,5 @@
+"""``python -m depthlens``: the ``depthlens`` command."""
+
+from depthlens.cli import main
+
+main()

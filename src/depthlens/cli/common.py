@@ -1,0 +1,210 @@
+"""What the verbs of the ``depthlens`` command share: the stdout and stderr consoles,
+the options several verbs take, the global ``--quiet`` / ``--verbose`` state, the
+progress bar, the camera options, and the one-line forms of failures and usage errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from depthlens.errors import UsageError
+from depthlens.geometry.camera import MAX_FOV_DEG, MIN_FOV_DEG, Camera
+
+out = Console()
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Verbosity:
+    """The global ``--quiet`` / ``--verbose`` choice, set by the app's callback before a
+    verb runs and consulted by the verbs: quiet hides progress bars and informational
+    stderr lines (failures and errors still print); verbose lets Python warnings through
+    and prints the traceback of an unexpected per-file failure."""
+
+    quiet: bool = False
+    verbose: bool = False
+    # The last exception whose traceback was shown, so that it is shown once even when
+    # its reason is asked for twice.
+    traced: object = None
+
+
+verbosity = Verbosity()
+
+
+def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
+    """Set the global state (``main`` resets it at every call, the callback sets it)."""
+    verbosity.quiet, verbosity.verbose, verbosity.traced = quiet, verbose, None
+
+
+def info(message: str) -> None:
+    """An informational stderr line (``wrote PATH``), hidden by ``--quiet``."""
+    if not verbosity.quiet:
+        err.print(message, markup=False)
+
+
+# Options that predict, eval and pseudo-label share.
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Zoo name or weights path.")]
+WeightsOption = Annotated[
+    Path | None, typer.Option(help="Checkpoint file or folder for the model.")
+]
+RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Descend folders.")]
+BatchSizeOption = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+MaxMegapixelsOption = Annotated[
+    float, typer.Option(min=0.01, help="Refuse larger images (decompression bombs).")
+]
+FxOption = Annotated[
+    float | None, typer.Option("--fx", help="Focal length in pixels (overrides EXIF).")
+]
+FyOption = Annotated[float | None, typer.Option("--fy", help="Vertical focal; default --fx.")]
+CxOption = Annotated[
+    float | None, typer.Option("--cx", help="Principal point x; default the centre.")
+]
+CyOption = Annotated[
+    float | None, typer.Option("--cy", help="Principal point y; default the centre.")
+]
+AllowTruncatedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-truncated",
+        help="Video: a file that ends before its header says is not a failure (exit 0).",
+    ),
+]
+FovOption = Annotated[
+    float | None,
+    typer.Option("--fov", help="Horizontal field of view in degrees (instead of --fx)."),
+]
+
+
+def _user_camera(
+    fx: float | None,
+    fy: float | None,
+    cx: float | None,
+    cy: float | None,
+    fov: float | None,
+) -> Callable[[int, int], Camera] | None:
+    """The camera the options give, for an image of a given size; None if none given.
+
+    The numbers are checked as they come in (a field of view of 1 to 179 degrees,
+    finite positive focal lengths) and, for each image, against its size
+    (``Camera.check_physical``): ``--fx 5`` is a 179.9-degree lens on a 4000 px photo.
+    """
+    if fov is not None:
+        if any(v is not None for v in (fx, fy, cx, cy)):
+            raise UsageError("Give either --fov or --fx (with --fy, --cx, --cy), not both.")
+        if not (math.isfinite(fov) and MIN_FOV_DEG <= fov <= MAX_FOV_DEG):
+            raise UsageError(
+                f"--fov must be between {MIN_FOV_DEG:g} and {MAX_FOV_DEG:g} degrees, not {fov:g}."
+            )
+        return lambda width, height: Camera.from_fov(width, height, fov)
+    if fx is None:
+        if any(v is not None for v in (fy, cx, cy)):
+            raise UsageError("--fy, --cx and --cy need --fx (the focal length in pixels).")
+        return None
+    for name, value in (("--fx", fx), ("--fy", fy)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{name} must be a positive focal length in pixels, not {value}.")
+    for name, value in (("--cx", cx), ("--cy", cy)):
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"{name} must be a finite pixel coordinate, not {value}.")
+    focal_y = fy if fy is not None else fx
+
+    def camera(width: int, height: int) -> Camera:
+        try:
+            return Camera(
+                fx,
+                focal_y,
+                cx if cx is not None else width / 2.0,
+                cy if cy is not None else height / 2.0,
+                width,
+                height,
+            ).check_physical()
+        except ValueError as exc:
+            raise UsageError(
+                f"The camera options do not fit a {width}×{height} image: {exc}."
+            ) from None
+
+    return camera
+
+
+def _progress_bar(
+    label: str, with_rate: bool = True, unit: str = "img/s", with_eta: bool = False
+) -> Progress:
+    """The stderr progress bar of the batch commands (hidden when stderr is no terminal,
+    and by ``--quiet``)."""
+    columns: list[ProgressColumn | str] = [
+        TextColumn(f"[bold]{label}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+    ]
+    if with_rate:
+        columns.append(_RateColumn(unit))
+    if with_eta:
+        columns.append(TimeRemainingColumn())
+    hidden = verbosity.quiet or not err.is_terminal
+    return Progress(*columns, console=err, transient=True, disable=hidden)
+
+
+class _RateColumn(ProgressColumn):
+    def __init__(self, unit: str = "img/s") -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.2f} {self.unit}" if speed else f"-- {self.unit}")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """``pipeline.failure_reason``; with ``--verbose``, the traceback of an unforeseen
+    failure (a bug) is printed first, once."""
+    from depthlens.pipeline import InputResult
+
+    result = InputResult.failed("", exc)
+    show_trace(result.trace, exc)
+    return result.error or ""
+
+
+def show_trace(trace: str | None, key: object = None) -> None:
+    """Print an unforeseen failure's traceback under ``--verbose`` (once per ``key``)."""
+    if trace is None or not verbosity.verbose or (key is not None and key is verbosity.traced):
+        return
+    verbosity.traced = key
+    err.print(trace, markup=False)
+
+
+def _quiet_library_warnings() -> None:
+    """Send Python warnings (Pillow's, torch's) to logging, where nothing prints them:
+    a file's problem is reported as its one line, never as a library's warning text."""
+    logging.captureWarnings(True)
+    captured = logging.getLogger("py.warnings")
+    captured.addHandler(logging.NullHandler())
+    captured.propagate = False
+
+
+def _usage_message(exc: Exception) -> str:
+    """A parser error as one sentence, pointing at the command's --help."""
+    format_message = getattr(exc, "format_message", None)
+    text = format_message() if callable(format_message) else str(exc)
+    text = " ".join(str(text).split()).rstrip(".")
+    context = getattr(exc, "ctx", None)
+    where = getattr(context, "command_path", None) or "depthlens"
+    return f"{text} (see {where} --help)."

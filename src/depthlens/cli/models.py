@@ -1,0 +1,107 @@
+"""``depthlens models``, ``convert`` and ``demo``: the zoo, official checkpoints, a first
+run without a photo of one's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from depthlens.cli.common import out
+from depthlens.errors import UsageError
+from depthlens.io.depth_files import write_png
+from depthlens.io.images import load_image
+from depthlens.io.outputs import write_outputs
+
+
+def list_models() -> None:
+    """List the model zoo: family, size, output kind, licence, local weights."""
+    from depthlens.errors import WeightsError
+    from depthlens.models.registry import MODELS
+    from depthlens.models.weights import find_weights
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("name", "family", "params (M)", "output", "licence", "weights here"):
+        table.add_column(column)
+    for spec in MODELS.values():
+        try:
+            location = find_weights(spec, download=False)
+            present = f"yes ({location.origin})"
+        except WeightsError:
+            present = "no"
+        table.add_row(
+            spec.name,
+            spec.family,
+            f"{spec.params_millions:.1f}",
+            spec.kind,
+            spec.licence,
+            present,
+        )
+    # Piped output is not cut to 80 columns: the names must stay whole for scripts.
+    console = out if out.is_terminal else Console(width=200, highlight=False)
+    console.print(table)
+
+
+def convert(
+    checkpoint: Annotated[Path, typer.Argument(help="An official .pt/.pth checkpoint.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Zoo name (guessed from the file name).")
+    ] = None,
+) -> None:
+    """Convert an official checkpoint to safetensors + depthlens.json (strictly checked)."""
+    from depthlens.models.registry import get_spec, spec_for_official_file
+    from depthlens.models.weights import build_network, classify_path, save_converted
+
+    spec = get_spec(model) if model else spec_for_official_file(checkpoint.name)
+    if spec is None:
+        raise UsageError(f"Cannot tell which model {checkpoint.name} is; pass --model NAME.")
+    location = classify_path(checkpoint)
+    network = build_network(spec, location)
+    save_converted(spec, network, output)
+    out.print(
+        f"Wrote {spec.name} to {output} (model.safetensors, depthlens.json); "
+        f"load it with depthlens.load_model('{output}').",
+        highlight=False,
+    )
+
+
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")] = Path(
+        "demo-output"
+    ),
+) -> None:
+    """Render a demo scene, predict its depth with the default model, write the results
+    (heatmap, photo | heatmap panel, a depth-of-field blur and an anaglyph)."""
+    import depthlens
+    from depthlens.errors import WeightsError
+    from depthlens.synth.demo import demo_scene
+
+    output.mkdir(parents=True, exist_ok=True)
+    scene = demo_scene()
+    input_path = output / "input.png"
+    write_png(input_path, scene)
+    try:
+        estimator = depthlens.load_model()
+    except WeightsError as exc:
+        out.print(f"Demo input written to {input_path}. No depth predicted: {exc}", highlight=False)
+        return
+    result = estimator.predict(scene)
+    image = load_image(input_path)
+    paths = write_outputs(
+        image, result.depth, result.kind, output / "input", ["color"], "inferno", True
+    )
+    from depthlens.effects.apply import EffectSettings, render_still
+
+    for label, name, settings in (
+        ("bokeh", "bokeh", EffectSettings()),
+        ("anaglyph", "stereo", EffectSettings(layout="anaglyph")),
+    ):
+        still = render_still(name, scene, result.depth, result.kind, settings)
+        paths.append(write_png(output / f"input-{label}.png", still.image))
+    out.print(
+        f"Demo outputs: input {input_path}, " + ", ".join(str(p) for p in paths), highlight=False
+    )

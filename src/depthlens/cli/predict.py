@@ -1,0 +1,245 @@
+"""``depthlens predict``: images, folders, globs and videos in, depth files out.
+
+The command parses its options, calls ``depthlens.pipeline.predict_files`` and reports
+what it returns: progress bars, one line per failed input, the summary, the exit code
+(1 if any input failed or a video was truncated without ``--allow-truncated``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, TaskID
+
+from depthlens.cli.common import (
+    AllowTruncatedOption,
+    BatchSizeOption,
+    CxOption,
+    CyOption,
+    DeviceOption,
+    FovOption,
+    FxOption,
+    FyOption,
+    MaxMegapixelsOption,
+    ModelOption,
+    RecursiveOption,
+    WeightsOption,
+    _progress_bar,
+    _user_camera,
+    err,
+    info,
+    out,
+    show_trace,
+)
+from depthlens.geometry.camera import Camera
+from depthlens.io.images import DEFAULT_MAX_PIXELS
+from depthlens.pipeline import (
+    OUTPUT_FORMATS,
+    InputResult,
+    PredictReport,
+    VideoOptions,
+    output_stems,
+    predict_files,
+)
+from depthlens.viz.colormaps import COLORMAPS
+
+__all__ = ["output_stems", "predict", "truncated_warning"]
+
+InputsArgument = Annotated[
+    list[str], typer.Argument(help="Image files, folders or glob patterns, and video files.")
+]
+OutputOption = Annotated[Path, typer.Option("-o", "--output", help="Folder for the outputs.")]
+FormatsOption = Annotated[
+    str, typer.Option("--format", "-f", help=f"Comma-separated: {','.join(OUTPUT_FORMATS)}.")
+]
+ColormapOption = Annotated[str, typer.Option(help=f"One of {', '.join(COLORMAPS)}.")]
+SideBySideOption = Annotated[
+    bool, typer.Option("--side-by-side", help="Also write photo | heatmap panels.")
+]
+MaxDepthOption = Annotated[
+    float | None, typer.Option(help="ply/mesh: drop points farther than this (sky).")
+]
+NormalsOption = Annotated[
+    bool, typer.Option("--normals", help="ply/mesh: add normals from depth gradients.")
+]
+MeshFormatOption = Annotated[str, typer.Option(help="File type of --format mesh: ply, obj, glb.")]
+AlignToOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--align-to", help="CSV/NPY of u, v, depth_m points: fit the output to them, in meters."
+    ),
+]
+StabilizeOption = Annotated[
+    bool, typer.Option(help="Video: remove the model's frame-to-frame depth jitter.")
+]
+SmoothingOption = Annotated[
+    float, typer.Option(min=0.0, max=0.99, help="Video: average static pixels over time (0: off).")
+]
+LosslessOption = Annotated[
+    str, typer.Option(help="Video depth files: png16 (frames), npz (chunks) or none.")
+]
+
+# The options handed to predict_files as they are (the others are combined first).
+_PASSED_ON = (
+    "model",
+    "weights",
+    "formats",
+    "colormap",
+    "side_by_side",
+    "recursive",
+    "batch_size",
+    "device",
+    "max_depth",
+    "normals",
+    "mesh_format",
+    "align_to",
+)
+
+
+def predict(
+    inputs: InputsArgument,
+    output: OutputOption,
+    model: ModelOption = "depthlens-small",
+    weights: WeightsOption = None,
+    formats: FormatsOption = "color,png16",
+    colormap: ColormapOption = "inferno",
+    side_by_side: SideBySideOption = False,
+    recursive: RecursiveOption = False,
+    batch_size: BatchSizeOption = 4,
+    device: DeviceOption = "auto",
+    max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
+    fx: FxOption = None,
+    fy: FyOption = None,
+    cx: CxOption = None,
+    cy: CyOption = None,
+    fov: FovOption = None,
+    max_depth: MaxDepthOption = None,
+    normals: NormalsOption = False,
+    mesh_format: MeshFormatOption = "ply",
+    align_to: AlignToOption = None,
+    stabilize: StabilizeOption = True,
+    smoothing: SmoothingOption = 0.0,
+    lossless: LosslessOption = "png16",
+    allow_truncated: AllowTruncatedOption = False,
+) -> None:
+    """Predict depth for images and videos and write depth files under OUTPUT.
+
+    Every input gets NAME-depth.json (model, units, camera); a video NAME-depth.mp4 too.
+    """
+    given = {name: value for name, value in locals().items() if name in _PASSED_ON}
+    camera = _user_camera(fx, fy, cx, cy, fov)
+    video = VideoOptions(stabilize, smoothing, lossless)  # type: ignore[arg-type]
+    _run(inputs, output, int(max_megapixels * 1e6), camera, video, given, allow_truncated)
+
+
+def _run(
+    inputs: list[str],
+    output: Path,
+    max_pixels: int,
+    camera: Callable[[int, int], Camera] | None,
+    video: VideoOptions,
+    given: dict[str, Any],
+    allow_truncated: bool,
+) -> None:
+    """``predict_files`` with the terminal's reporter; exit 1 on any failure."""
+    with _Reporter() as reporter:
+        report = predict_files(
+            inputs,
+            output,
+            max_pixels=max_pixels,
+            camera=camera,
+            video=video,
+            on_result=reporter.result,
+            on_progress=reporter.progress,
+            on_video_progress=reporter.video_progress,
+            **given,
+        )
+    reporter.summary(report, allow_truncated)
+
+
+class _Reporter:
+    """The terminal side of a run: a bar for the images, one per video, a line for each
+    failure as it happens, and the summary at the end."""
+
+    def __init__(self) -> None:
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._video: Path | None = None
+
+    def __enter__(self) -> _Reporter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        self._bar, self._task, self._video = None, None, None
+
+    def _open(self, label: str, unit: str, total: int | None) -> None:
+        self._close()
+        self._bar = _progress_bar(label, unit=unit, with_eta=unit == "frames/s")
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total)
+
+    def progress(self, done: int, total: int) -> None:
+        if self._bar is None:
+            self._open("depth", "img/s", total)
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
+    def video_progress(self, path: Path, done: int, total: int | None) -> None:
+        if self._video != path:
+            self._open(path.name, "frames/s", total)
+            self._video = path
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
+    def result(self, result: InputResult) -> None:
+        if result.error is not None:
+            show_trace(result.trace)
+            err.print(f"failed {result.input}: {result.error}", markup=False)
+            return
+        for note in result.notes:
+            info(note)
+        if result.frames is not None:
+            rate = result.frames / max(result.seconds, 1e-9)
+            colour, sidecar = result.written[0], result.written[-1]
+            info(
+                f"{result.input}: {result.frames} frames -> {colour}, {sidecar} "
+                f"({rate:.1f} frames/s)"
+            )
+        if result.truncated:
+            truncated_warning(Path(result.input), result.frames or 0, result.expected_frames)
+
+    def summary(self, report: PredictReport, allow_truncated: bool) -> None:
+        """Print the summary line; exit 1 if an input failed or a video was cut short."""
+        rate = report.done / report.seconds if report.seconds > 0 else 0.0
+        line = (
+            f"{report.done} of {len(report.results)} inputs -> {report.output_dir} in "
+            f"{report.seconds:.1f} s ({rate:.2f} images/s) with {report.model or '-'}"
+        )
+        line += f"; {report.failed} failed" if report.failed else ""
+        line += f"; {report.truncated} truncated" if report.truncated else ""
+        out.print(line, highlight=False)
+        if report.failed or (report.truncated and not allow_truncated):
+            raise typer.Exit(1)
+
+
+def truncated_warning(video: Path, frames: int, expected: int | None) -> None:
+    """The one line for a video that ended before its header said it would."""
+    err.print(
+        f"warning: {video} is truncated: {frames} of {expected} frames could be decoded, "
+        "and the outputs hold those (--allow-truncated accepts this).",
+        markup=False,
+    )
