@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from depthlens.serve import ServeSettings, create_app, uvicorn_options
 from depthlens.serve import jobs as serve_jobs
 from tests.hostile import encode, photo
+from tests.serve.live import live_server
 
 uvicorn = pytest.importorskip("uvicorn")
 
@@ -35,23 +36,8 @@ Address = tuple[str, int]
 def serving(settings: ServeSettings) -> Iterator[tuple[FastAPI, Address]]:
     """The app for ``settings`` under uvicorn in a daemon thread, started (models loaded)."""
     app = create_app(settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="critical", **uvicorn_options(settings))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the depthlens server did not start")
-        time.sleep(0.02)
-    try:
-        yield app, sock.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with live_server(app, log_level="critical", **uvicorn_options(settings)) as address:
+        yield app, address
 
 
 def form(data: bytes, **fields: str) -> bytes:

@@ -15,9 +15,6 @@ import io
 import json
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from PIL import Image
 import depthlens
 from depthlens.synth.demo import demo_scene
 from depthlens.viz.colormaps import COLORMAPS, colormap_lut
+from tests.serve.live import live_server
 
 STATIC = Path(depthlens.__file__).parent / "serve" / "static"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -85,26 +83,12 @@ def server() -> Iterator[str]:
     """The real app on a free loopback port, served by uvicorn in a background thread."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium is not installed ({CHROMIUM}); `make test` installs it as root")
-    uvicorn = pytest.importorskip("uvicorn")
+    pytest.importorskip("uvicorn")
     from depthlens.serve.app import ServeSettings, create_app
 
     app = create_app(ServeSettings(models=(MODEL,)))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the depthlens server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with live_server(app, lifespan="on") as (host, port):
+        yield f"http://{host}:{port}"
 
 
 @pytest.fixture(scope="module")

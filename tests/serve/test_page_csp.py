@@ -10,9 +10,6 @@ Chromium as tests/serve/test_page.py (its fixtures).
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from PIL import Image
 
 from depthlens.synth.demo import demo_scene
 from tests.serve import test_page
+from tests.serve.live import live_server
 from tests.serve.test_page import TIMEOUT_MS, upload
 from tests.serve.test_page_effects import wait_shown
 
@@ -88,25 +86,12 @@ def test_swagger_ui_works_under_its_policy(server, browser):
 @pytest.fixture(scope="module")
 def small_effects_server() -> Iterator[str]:
     """The app with effects rendered at 3,000 pixels at most, on a free port."""
-    import uvicorn
 
     from depthlens.serve import ServeSettings, create_app
 
     app = create_app(ServeSettings(device="cpu", effect_megapixels=0.003))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the depthlens server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    uv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with live_server(app) as (host, port):
+        yield f"http://{host}:{port}"
 
 
 def test_a_click_on_a_shrunk_blur_focuses_the_photos_pixel(browser, small_effects_server, scene):
