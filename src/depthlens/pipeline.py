@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from depthlens.errors import DepthlensError, ImageError, OutputError, UsageError
 from depthlens.geometry.camera import Camera
 from depthlens.io.depth_files import depth_sidecar, write_sidecar
-from depthlens.io.images import DEFAULT_MAX_PIXELS, Image, find_images, load_image
+from depthlens.io.images import DEFAULT_MAX_PIXELS, Image, load_image
+from depthlens.io.inputs import find_images
 from depthlens.io.outputs import (
     CAMERA_FRAME,
     OUTPUT_FORMATS,

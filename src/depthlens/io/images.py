@@ -1,4 +1,4 @@
-"""Reading photos into RGB arrays, and finding the photos a user named.
+"""Reading photos into RGB arrays (finding them is ``io.inputs``, re-exported here).
 
 ``load_image`` is the one door through which pixels enter depthlens. Whatever the
 source (a path, uploaded bytes, a PIL image or an array) it returns an ``Image``
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import io
 import os
 import re
@@ -20,9 +19,9 @@ import struct
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -31,6 +30,7 @@ from PIL import Image as PILImage
 
 from depthlens.errors import DepthlensError, ImageError, ImageTooLargeError
 from depthlens.geometry.camera import Camera, camera_from_exif
+from depthlens.io.inputs import IMAGE_SUFFIXES, find_images  # re-exported: where they lived
 
 __all__ = [
     "DECODED_FORMATS",
@@ -45,10 +45,6 @@ __all__ = [
 # Refuse images larger than this before decoding them (decompression bombs). 100 MP
 # is above any consumer camera's output and 300 MB as RGB uint8.
 DEFAULT_MAX_PIXELS = 100_000_000
-
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
-)
 
 # EXIF orientation (tag 0x0112) -> the transpose that makes the image upright; the
 # same table as PIL.ImageOps.exif_transpose, applied here to the converted RGB array
@@ -90,8 +86,6 @@ DECODE_ERRORS = (
     MemoryError,
     struct.error,
 )
-
-_GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -524,97 +518,3 @@ def _min_max_to_uint8(values: np.ndarray) -> np.ndarray:
         scaled = (values[finite] - low) / (high - low) * 255.0
         out[finite] = np.rint(scaled).astype(np.uint8)
     return out
-
-
-def find_images(
-    inputs: Iterable[str | os.PathLike[str]], recursive: bool
-) -> list[tuple[Path, PurePath]]:
-    """Expand files, folders and glob patterns into ``(path, relative output path)``.
-
-    A named file is taken whatever its suffix, with its name as relative path. A
-    folder contributes the files in it (in its subfolders too when ``recursive``)
-    whose suffix is in ``IMAGE_SUFFIXES``, relative to the folder. A glob pattern
-    (``*``, ``?``, ``[``; ``**`` spans folders) contributes matching image files,
-    relative to the pattern's leading folder. Relative paths are never absolute and
-    never contain ``..``, so outputs written under them stay inside the output folder.
-
-    Each input's files are sorted by relative path and inputs keep their order; a
-    file reached twice is kept the first time. Different inputs may yield the same
-    relative path (``a/x.jpg`` and ``b/x.jpg``); callers decide how to tell them
-    apart. An input that does not exist, or a pattern that matches no image file,
-    raises ``ImageError``.
-    """
-    if isinstance(inputs, str | os.PathLike):
-        inputs = [inputs]  # one input, not an iterable of characters
-    found: list[tuple[Path, PurePath]] = []
-    seen: set[Path] = set()
-    for raw in inputs:
-        for path, relative in _expand_input(str(raw), recursive):
-            key = _identity(path)
-            if key not in seen:
-                seen.add(key)
-                found.append((path, relative))
-    return found
-
-
-def _identity(path: Path) -> Path:
-    """The file ``path`` names, for spotting the same file reached twice (a link loop
-    has no resolved path: it stands for itself)."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
-
-
-def _expand_input(raw: str, recursive: bool) -> list[tuple[Path, PurePath]]:
-    """The ``(path, relative path)`` pairs of one input, sorted by relative path."""
-    path = Path(raw)
-    if path.is_file() or (os.path.lexists(path) and not path.is_dir()):
-        # Links to nowhere, pipes and devices too: loading says what they are.
-        return [(path, PurePath(path.name))]
-    if path.is_dir():
-        pairs = [(p, _relative_to(p, path)) for p in _walk(path, recursive)]
-    elif _GLOB_CHARS & set(raw):
-        base = _glob_base(raw)
-        matches = [Path(m) for m in glob.glob(raw, recursive=True)]
-        pairs = [(m, _relative_to(m, base)) for m in matches if _is_image_file(m)]
-        if not pairs:
-            raise ImageError(f"The pattern {raw} matches no image files.")
-    else:
-        raise ImageError(f"Input {raw} does not exist.")
-    return sorted(pairs, key=lambda pair: pair[1].as_posix())
-
-
-def _walk(folder: Path, recursive: bool) -> list[Path]:
-    """Image files in ``folder``, and below it when ``recursive`` (folder links not followed)."""
-    if not recursive:
-        return [p for p in folder.iterdir() if _is_image_file(p)]
-    files: list[Path] = []
-    for root, _dirs, names in os.walk(folder):
-        files.extend(Path(root) / n for n in names if _is_image_file(Path(root) / n))
-    return files
-
-
-def _is_image_file(path: Path) -> bool:
-    """Anything but a folder with an image suffix: links to nowhere, pipes and devices
-    named like images are kept, so that loading reports what they are."""
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir()
-
-
-def _glob_base(pattern: str) -> Path:
-    """The leading folders of a glob pattern that contain no wildcard."""
-    parts = Path(pattern).parts
-    literal: list[str] = []
-    for part in parts[:-1]:
-        if _GLOB_CHARS & set(part):
-            break
-        literal.append(part)
-    return Path(*literal) if literal else Path(".")
-
-
-def _relative_to(path: Path, base: Path) -> PurePath:
-    """``path`` relative to ``base``, normalised; its name alone if that would escape."""
-    relative = PurePath(os.path.normpath(os.path.relpath(path, base)))
-    if relative.is_absolute() or ".." in relative.parts or relative.name in ("", "."):
-        return PurePath(path.name)
-    return relative
