@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.cli import run_cli
@@ -168,3 +169,50 @@ def test_parallax_frame_rates_and_lengths_are_bounded(tmp_path, capsys, args, wo
     code, _out, err = run_cli(["effect", "parallax", tmp_path / "a.png", "-o", out, *args], capsys)
     assert code == 2 and words in err and err.strip().count("\n") == 0, err
     assert not out.exists()
+
+
+def test_an_output_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    from PIL import Image as PILImage
+
+    PILImage.fromarray(photo(48, 64)).save(tmp_path / "a.png")
+    (tmp_path / "out").write_text("not a folder")
+    code, _out, err = run_cli(["predict", tmp_path / "a.png", "-o", tmp_path / "out"], capsys)
+    assert code == 1 and err.strip().count("\n") == 0
+    assert "is a file; the outputs need a folder" in err and "Errno" not in err
+
+
+def test_ctrl_c_says_how_far_it_got_and_leaves_only_whole_files(tmp_path):
+    import signal
+    import time
+
+    from PIL import Image as PILImage
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(150):
+        PILImage.fromarray(photo(192, 256, seed=index)).save(folder / f"{index:03d}.png")
+    process = subprocess.Popen(
+        [*CLI, "predict", "many", "-o", "out", "-f", "color,npy", "--batch-size", "1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "out").glob("*-depth.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted: ")
+    written = int(lines[0].split()[1])
+    sidecars = sorted((tmp_path / "out").glob("*-depth.json"))
+    # (a Ctrl-C between an image's last file and its report counts it one short)
+    assert len(sidecars) - 1 <= written <= len(sidecars) < 150
+    assert "of 150 inputs written" in lines[0]
+    names = [path.name for path in (tmp_path / "out").iterdir()]
+    assert not [name for name in names if name.startswith(".") or ".tmp" in name]
+    for sidecar in sidecars:  # every file there is whole
+        stem = sidecar.name.removesuffix("-depth.json")
+        assert np.load(tmp_path / "out" / f"{stem}-depth.npy").shape == (192, 256)

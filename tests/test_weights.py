@@ -60,11 +60,6 @@ def test_official_file_in_the_cache_folder_is_found(midas_checkpoint, tmp_path, 
     assert location.origin == "cache" and location.kind == "file"
 
 
-def test_unknown_model_lists_the_zoo():
-    with pytest.raises(UnknownModelError, match="midas-v21-small"):
-        depthlens.load_model("no-such-model")
-
-
 def test_strict_loading_lists_missing_and_unexpected_keys(midas_checkpoint):
     spec = get_spec("midas-v21-small")
     network = build_network(
@@ -165,3 +160,28 @@ def test_bundled_metric_model_gives_meters_that_follow_the_camera():
     # Without a camera the documented default (60 degrees) is used, and said so.
     assumed = estimator.predict(scene.rgb)
     assert assumed.camera.source == "default"
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("DPT-Large", "dpt-large"),
+        ("da2-small", "depth-anything-v2-small"),
+        ("Depth_Anything_V2_Small", "depth-anything-v2-small"),
+        ("midas", "midas-v21-small"),
+        ("dpthybrid", "dpt-hybrid"),
+    ],
+)
+def test_unknown_models_suggest_what_was_meant(typed, meant):
+    with pytest.raises(UnknownModelError) as caught:
+        depthlens.load_model(typed)
+    message = str(caught.value)
+    assert f"(did you mean {meant}" in message and "depthlens models" in message
+    assert "depth-anything-v2-metric-outdoor-large" not in message  # not the whole zoo
+    assert message.count(". ") == 0 and message.endswith(".")
+
+
+def test_an_unknown_model_with_nothing_close_says_where_the_zoo_is():
+    with pytest.raises(UnknownModelError) as caught:
+        depthlens.load_model("no-such-model")
+    assert "did you mean" not in str(caught.value) and "depthlens models" in str(caught.value)

@@ -228,6 +228,8 @@ def predict_files(
     videos = [Path(p) for p in listed if sink.takes_videos and is_video_input(Path(p))]
     patterns = [str(p) for p in listed if Path(p) not in videos]
     root = Path(output_dir).resolve()
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"{output_dir} is a file; the outputs need a folder (-o FOLDER).")
     started = time.perf_counter()
     report = PredictReport(model="", weights="", output_dir=root)
 

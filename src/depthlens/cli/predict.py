@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import Progress, TaskID
@@ -145,19 +145,23 @@ def _run(
     given: dict[str, Any],
     allow_truncated: bool,
 ) -> None:
-    """``predict_files`` with the terminal's reporter; exit 1 on any failure."""
+    """``predict_files`` with the terminal's reporter; exit 1 on any failure, 130 with
+    a count of what was written on Ctrl-C (every file is whole: writes are atomic)."""
     with _Reporter() as reporter:
-        report = predict_files(
-            inputs,
-            output,
-            max_pixels=max_pixels,
-            camera=camera,
-            video=video,
-            on_result=reporter.result,
-            on_progress=reporter.progress,
-            on_video_progress=reporter.video_progress,
-            **given,
-        )
+        try:
+            report = predict_files(
+                inputs,
+                output,
+                max_pixels=max_pixels,
+                camera=camera,
+                video=video,
+                on_result=reporter.result,
+                on_progress=reporter.progress,
+                on_video_progress=reporter.video_progress,
+                **given,
+            )
+        except KeyboardInterrupt:
+            reporter.interrupted()
     reporter.summary(report, allow_truncated)
 
 
@@ -169,6 +173,8 @@ class _Reporter:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self._video: Path | None = None
+        self._written = 0
+        self._total = 0
 
     def __enter__(self) -> _Reporter:
         return self
@@ -192,7 +198,15 @@ class _Reporter:
         self._bar.start()
         self._task = self._bar.add_task(label, total=total)
 
+    def interrupted(self) -> NoReturn:
+        """Ctrl-C: say how far the run got and exit 130."""
+        self._close()
+        total = f" of {self._total}" if self._total else ""
+        err.print(f"interrupted: {self._written}{total} inputs written", markup=False)
+        raise typer.Exit(130)
+
     def progress(self, done: int, total: int) -> None:
+        self._total = total
         if self._bar is None:
             self._open("depth", "img/s", total)
         if self._bar is not None and self._task is not None:
@@ -206,6 +220,7 @@ class _Reporter:
             self._bar.update(self._task, completed=done, total=total)
 
     def result(self, result: InputResult) -> None:
+        self._written += result.ok
         if result.error is not None:
             show_trace(result.trace)
             err.print(f"failed {result.input}: {result.error}", markup=False)

@@ -19,6 +19,7 @@ Preprocessing constants come from each family's official inference code:
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import replace
 
 from depthlens.errors import UnknownModelError
@@ -275,14 +276,47 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+def _aliases() -> dict[str, str]:
+    """Short names people type for zoo rows (``da2-small``, ``midas``), lower case."""
+    table = {"midas": "midas-v21-small", "midas-small": "midas-v21-small", "dpt": "dpt-large"}
+    for size in ("small", "base", "large"):
+        table.update(
+            {
+                f"da-{size}": f"depth-anything-{size}",
+                f"da1-{size}": f"depth-anything-{size}",
+                f"depth-anything-v1-{size}": f"depth-anything-{size}",
+                f"da2-{size}": f"depth-anything-v2-{size}",
+                f"dav2-{size}": f"depth-anything-v2-{size}",
+                f"metric3d-{size}": f"metric3d-v2-{size}",
+            }
+        )
+    return {alias: name for alias, name in table.items() if name in MODELS}
+
+
+def suggest_models(name: str) -> list[str]:
+    """Zoo names ``name`` may have meant: itself in another case or spelling
+    (``DPT_Large``), a known alias (``da2-small``), else up to three close matches."""
+    key = "-".join(name.strip().lower().replace("_", "-").split())
+    if key in MODELS:
+        return [key]
+    aliases = _aliases()
+    if key in aliases:
+        return [aliases[key]]
+    return difflib.get_close_matches(key, [*MODELS, *aliases], n=3, cutoff=0.6)
+
+
 def get_spec(name: str) -> ModelSpec:
-    """The zoo row called ``name``; an UnknownModelError lists the names otherwise."""
+    """The zoo row called ``name``; otherwise an UnknownModelError that suggests the
+    names it may have meant (``suggest_models``) and points at ``depthlens models``."""
     try:
         return MODELS[name]
     except KeyError:
-        names = ", ".join(sorted(MODELS))
+        aliases = _aliases()
+        close = list(dict.fromkeys(aliases.get(c, c) for c in suggest_models(name)))
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         raise UnknownModelError(
-            f"Unknown model '{name}': choose one of {names}, or pass a path to weights."
+            f"Unknown model '{name}'{hint}: `depthlens models` (or depthlens.MODELS) lists "
+            "the zoo, and a path to weights works too."
         ) from None
 
 
