@@ -328,3 +328,20 @@ def test_predict_align_to_metric_points(tmp_path, capsys):
         capsys,
     )
     assert code == 2 and not (tmp_path / "x" / "square-depth.png").exists()
+
+
+def test_models_never_cuts_a_name_on_an_80_column_terminal():
+    import os
+    import re
+
+    from depthlens.models.registry import MODELS
+
+    env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "80"}  # rich: a terminal, 80 wide
+    command = [sys.executable, "-m", "depthlens", "models"]
+    narrow = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", narrow.stdout).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = {line.split()[0] for line in lines if "│" in line}
+    assert rows == set(MODELS)  # every name whole, none ellipsised
+    piped = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert "relative_inverse" in piped and all(name in piped for name in MODELS)

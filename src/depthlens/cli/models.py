@@ -23,25 +23,28 @@ def list_models() -> None:
     from depthlens.models.registry import MODELS
     from depthlens.models.weights import find_weights
 
+    # Piped output is not cut to the terminal: the names must stay whole for scripts.
+    console = out if out.is_terminal else Console(width=200, highlight=False)
+    # Names are what people copy: never cut. A narrow terminal drops the family and
+    # size columns and says the output kind and weights in a word, instead of wrapping.
+    wide = console.width >= 110
     table = Table(show_edge=False, header_style="bold")
-    for column in ("name", "family", "params (M)", "output", "licence", "weights here"):
-        table.add_column(column)
+    table.add_column("name", no_wrap=True, min_width=max(len(name) for name in MODELS))
+    columns = ("family", "params (M)", "output", "licence", "weights here")
+    for column in columns if wide else ("output", "licence", "weights"):
+        table.add_column(column, no_wrap=True)
     for spec in MODELS.values():
         try:
-            location = find_weights(spec, download=False)
-            present = f"yes ({location.origin})"
+            origin = find_weights(spec, download=False).origin
         except WeightsError:
-            present = "no"
-        table.add_row(
-            spec.name,
-            spec.family,
-            f"{spec.params_millions:.1f}",
-            spec.kind,
-            spec.licence,
-            present,
-        )
-    # Piped output is not cut to 80 columns: the names must stay whole for scripts.
-    console = out if out.is_terminal else Console(width=200, highlight=False)
+            origin = None
+        if wide:
+            present = f"yes ({origin})" if origin else "no"
+            size = f"{spec.params_millions:.1f}"
+            table.add_row(spec.name, spec.family, size, spec.kind, spec.licence, present)
+        else:
+            kind = "relative" if spec.kind == "relative_inverse" else spec.kind
+            table.add_row(spec.name, kind, spec.licence, origin or "no")
     console.print(table)
 
 
