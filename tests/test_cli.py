@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import shutil
 import subprocess
@@ -345,3 +346,28 @@ def test_models_never_cuts_a_name_on_an_80_column_terminal():
     assert rows == set(MODELS)  # every name whole, none ellipsised
     piped = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     assert "relative_inverse" in piped and all(name in piped for name in MODELS)
+
+
+@pytest.mark.parametrize("command", ["effect", "predict", "demo"])
+def test_help_paragraphs_are_reflowed_not_cut_mid_sentence(command):
+    import os
+    import re
+
+    env = {**os.environ, "COLUMNS": "80"}
+    result = subprocess.run(
+        [sys.executable, "-m", "depthlens", command, "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    description = result.stdout.split("╭")[0].splitlines()[3:]  # after the usage line
+    # a source line break cut a sentence: one word alone on a line, mid-paragraph
+    orphans = [
+        line
+        for line, after in itertools.pairwise(description)
+        if re.fullmatch(r"\s*\S+\s*", line) and after.strip()
+    ]
+    assert not orphans, result.stdout
+    if command == "predict":
+        assert "mesh." in result.stdout  # the whole --format list, wrapped, not cut

@@ -145,6 +145,7 @@ def test_demo_writes_the_depth_and_two_effects(tmp_path, capsys):
     assert code == 0, err
     names = ["input.png", "input-depth.png", "input-side.png", "input-bokeh.png"]
     assert all(str(tmp_path / name) in stdout.replace("\n", "") for name in names)
+    assert "Next: depthlens predict" in stdout  # the demo says what to try next
     scene = demo_scene()
     depth = depthlens.load_model(MODEL, device="cpu").predict(scene)
     anaglyph = render_still(

@@ -35,6 +35,9 @@ app = typer.Typer(
     help="Monocular depth estimation: one photo in, a per-pixel depth map out.",
     # A bug's traceback is Python's own, never a panel of boxes and locals.
     pretty_exceptions_enable=False,
+    # Help paragraphs are reflowed to the terminal (markdown), so a docstring's source
+    # line breaks never cut a sentence in the middle.
+    rich_markup_mode="markdown",
 )
 
 

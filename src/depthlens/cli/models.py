@@ -108,3 +108,8 @@ def demo(
     out.print(
         f"Demo outputs: input {input_path}, " + ", ".join(str(p) for p in paths), highlight=False
     )
+    out.print(
+        "Next: depthlens predict YOUR-PHOTO.jpg -o out/ (depthlens models lists the zoo; "
+        "the bundled model is only a layout prior on real photos).",
+        highlight=False,
+    )

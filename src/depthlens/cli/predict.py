@@ -54,7 +54,7 @@ InputsArgument = Annotated[
 ]
 OutputOption = Annotated[Path, typer.Option("-o", "--output", help="Folder for the outputs.")]
 FormatsOption = Annotated[
-    str, typer.Option("--format", "-f", help=f"Comma-separated: {','.join(OUTPUT_FORMATS)}.")
+    str, typer.Option("--format", "-f", help=f"Comma-separated, of: {', '.join(OUTPUT_FORMATS)}.")
 ]
 ColormapOption = Annotated[str, typer.Option(help=f"One of {', '.join(COLORMAPS)}.")]
 SideBySideOption = Annotated[
