@@ -167,3 +167,27 @@ def test_geometry_and_alignment_go_through_the_pipeline(tmp_path, estimator):
 def test_result_types_are_exported():
     assert depthlens.predict_files is predict_files
     assert DepthResult is depthlens.DepthResult
+
+
+def test_sidecars_and_reports_name_the_weights_that_made_them(tmp_path, estimator):
+    """An export of the bundled architecture says so, not just 'depthlens-small'."""
+    import hashlib
+
+    from depthlens.models.weights import describe_weights, save_converted
+
+    PILImage.fromarray(photo(48, 64)).save(tmp_path / "a.png")
+    report = predict_files(tmp_path / "a.png", tmp_path / "out", model=estimator, formats=["npy"])
+    sidecar = json.loads((tmp_path / "out" / "a-depth.json").read_text())
+    bundled = Path(sidecar["weights"])
+    assert bundled.name == "depthlens-small.safetensors" and report.weights == str(bundled)
+    assert sidecar["weights_sha256"] == hashlib.sha256(bundled.read_bytes()).hexdigest()
+    assert describe_weights(report.weights) == "bundled"
+
+    save_converted(estimator.spec, estimator.network, tmp_path / "export")
+    exported = depthlens.load_model(tmp_path / "export", device="cpu")
+    predict_files(tmp_path / "a.png", tmp_path / "out2", model=exported, formats=["npy"])
+    sidecar = json.loads((tmp_path / "out2" / "a-depth.json").read_text())
+    assert sidecar["model"] == "depthlens-small" and sidecar["weights"] == str(tmp_path / "export")
+    model_file = tmp_path / "export" / "model.safetensors"
+    assert sidecar["weights_sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    assert describe_weights(sidecar["weights"]) == str(tmp_path / "export")

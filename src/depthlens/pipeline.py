@@ -43,6 +43,7 @@ from depthlens.io.outputs import (
     write_outputs,
 )
 from depthlens.models.estimator import DepthResult, Estimator
+from depthlens.models.weights import weights_sha256
 from depthlens.viz.colormaps import COLORMAPS
 
 if TYPE_CHECKING:
@@ -427,6 +428,8 @@ class DepthFiles:
                 result.model,
                 camera,
                 files=[p.name for p in paths + more],
+                weights=result.weights,
+                weights_sha256=weights_sha256(result.weights) if result.weights else None,
                 **geometry,
                 **alignment,
             )

@@ -151,6 +151,18 @@ def test_json_leaves_out_depth_and_heatmap_unless_asked(client, photo_png):
     assert body["colormap"] == "gray"
 
 
+def test_json_names_the_weights_and_their_hash(client, photo_png, reference):
+    """Provenance (issue 15, item 3): the model name alone cannot tell an export from
+    the release."""
+    import hashlib
+    from pathlib import Path
+
+    body = post_photo(client, photo_png, format="json").json()
+    assert body["weights"] == reference.weights and body["weights"].endswith(".safetensors")
+    expected = hashlib.sha256(Path(body["weights"]).read_bytes()).hexdigest()
+    assert body["weights_sha256"] == expected
+
+
 def test_a_name_without_a_usable_stem_gives_image(client, photo_png):
     response = post_photo(client, photo_png, filename="../..", format="npy")
     assert response.headers["content-disposition"] == 'attachment; filename="image-depth.npy"'

@@ -37,6 +37,7 @@ from depthlens.cli.common import (
 )
 from depthlens.geometry.camera import Camera
 from depthlens.io.images import DEFAULT_MAX_PIXELS
+from depthlens.models.weights import describe_weights
 from depthlens.pipeline import (
     OUTPUT_FORMATS,
     InputResult,
@@ -244,6 +245,8 @@ class _Reporter:
             f"{report.done} of {len(report.results)} inputs -> {report.output_dir} in "
             f"{report.seconds:.1f} s ({rate:.2f} images/s) with {report.model or '-'}"
         )
+        if report.weights:
+            line += f" ({describe_weights(report.weights)} weights)"
         line += f"; {report.failed} failed" if report.failed else ""
         line += f"; {report.truncated} truncated" if report.truncated else ""
         out.print(line, highlight=False)

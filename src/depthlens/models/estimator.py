@@ -60,7 +60,8 @@ class DepthResult:
     (meters). ``camera`` is the camera the image was taken with, as far as depthlens
     knows: the image's own (given by the user, or from EXIF) or, when it had none,
     ``Camera.default`` (``camera.source`` says which). ``timings`` are seconds spent
-    per stage on this image.
+    per stage on this image. ``weights`` names the weights that made it (a file or
+    folder path, or a Hub id): ``model`` alone cannot tell an export from the release.
     """
 
     depth: np.ndarray
@@ -69,6 +70,7 @@ class DepthResult:
     source: str
     camera: Camera | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    weights: str = ""
     # Filled by families that predict them: (H, W) float32 confidence (unitless,
     # larger = surer) and (H, W, 3) float32 unit normals, camera axes.
     confidence: np.ndarray | None = None
@@ -204,5 +206,6 @@ class Estimator:
                         timings={"preprocess": prep, "forward": forward, "postprocess": post},
                         confidence=done.confidence,
                         normals=done.normals,
+                        weights=self.weights,
                     )
         return [result for result in results if result is not None]

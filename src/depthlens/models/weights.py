@@ -16,6 +16,7 @@ Pickled checkpoints are only read with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -288,3 +289,39 @@ def save_converted(spec: ModelSpec, network: nn.Module, folder: Path) -> Path:
     write_bytes(folder / CONVERTED_WEIGHTS, save(tensors))
     write_bytes(folder / CONVERTED_CONFIG, (json.dumps(config, indent=2) + "\n").encode())
     return folder
+
+
+_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def weights_sha256(weights: str | os.PathLike[str]) -> str | None:
+    """The sha256 of a weights file (of a folder's ``model.safetensors``: a converted
+    export or a Hugging Face folder), hex; None for anything else (a Hub id, no file).
+    Computed once per file version (path, size, mtime) and process."""
+    path = Path(weights)
+    if path.is_dir():
+        path = path / CONVERTED_WEIGHTS
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    if not path.is_file():
+        return None
+    key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
+    if key not in _SHA256:
+        digest = hashlib.sha256()
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        _SHA256[key] = digest.hexdigest()
+    return _SHA256[key]
+
+
+def describe_weights(weights: str) -> str:
+    """Weights as a summary line names them: ``bundled`` for the shipped files, else
+    the path or id as given."""
+    try:
+        bundled = Path(weights).resolve().is_relative_to(BUNDLED_DIR)
+    except (OSError, ValueError):
+        bundled = False
+    return "bundled" if bundled else weights

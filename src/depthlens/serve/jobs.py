@@ -31,6 +31,7 @@ from depthlens.io.depth_files import encode_npy, encode_png, encode_png16
 from depthlens.io.images import Image, load_image
 from depthlens.io.video import VideoWriter
 from depthlens.models.estimator import DepthResult, Estimator
+from depthlens.models.weights import weights_sha256
 from depthlens.serve.cache import DepthCache
 from depthlens.serve.errors import ApiError, plain_text
 from depthlens.serve.schemas import CameraJson, DepthJson, EffectJson, Percentiles, TimingsMs
@@ -386,6 +387,8 @@ def _depth_json(result: DepthResult, colormap: str, timings: TimingsMs) -> str:
     height, width = result.depth.shape
     body = DepthJson(
         model=result.model,
+        weights=result.weights,
+        weights_sha256=weights_sha256(result.weights) if result.weights else None,
         kind=result.kind,
         units="meters" if result.kind == "metric" else "relative",
         width=width,

@@ -67,6 +67,12 @@ class DepthJson(BaseModel):
     """``format=json``: the depth map's statistics and, on request, the map itself."""
 
     model: str
+    weights: str = Field(
+        default="", description="The weights that made it: a file or folder path, or a Hub id."
+    )
+    weights_sha256: str | None = Field(
+        default=None, description="sha256 of the weights file, where there is one."
+    )
     kind: Literal["relative_inverse", "metric"]
     units: Units = Field(
         description="meters for metric models; relative for relative inverse depth "
