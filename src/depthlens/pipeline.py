@@ -221,6 +221,7 @@ def predict_files(
     or nothing found at all) or ``WeightsError`` before any output is written.
     """
     chosen = parse_formats(formats)
+    mesh_format = mesh_format.strip().lower().lstrip(".")
     _check_options(chosen, colormap, mesh_format, video or VideoOptions(), max_depth)
     if sink is None:
         aligned = Path(align_to) if align_to is not None else None
@@ -301,7 +302,7 @@ def _check_options(
         raise UsageError(f"Unknown --lossless '{video.lossless}': choose from png16, npz, none.")
     if max_depth is not None and not (math.isfinite(max_depth) and max_depth > 0):
         raise UsageError(f"--max-depth must be a positive distance, not {max_depth}.")
-    if mesh_format.strip().lower().lstrip(".") not in MESH_FORMATS:
+    if mesh_format not in MESH_FORMATS:
         raise UsageError(f"Unknown mesh format '{mesh_format}': choose from ply, obj, glb.")
     if colormap not in COLORMAPS:
         raise UsageError(f"Unknown colormap '{colormap}': choose from {', '.join(COLORMAPS)}.")
@@ -313,6 +314,7 @@ def _find(
     """The image files the patterns name, a failed result for each pattern that names
     none, and every input's name in the order the report lists them."""
     found: list[tuple[Path, PurePath]] = []
+    seen: set[tuple[Path, PurePath]] = set()  # a folder of a million files: no list scans
     failed: list[InputResult] = []
     order: list[str] = []
     for pattern in patterns:
@@ -322,7 +324,8 @@ def _find(
             failed.append(InputResult(pattern, error=str(exc)))
             order.append(pattern)
             continue
-        fresh = [match for match in matches if match not in found]
+        fresh = [match for match in matches if match not in seen]
+        seen.update(fresh)
         found.extend(fresh)
         order.extend(str(path) for path, _ in fresh)
     return found, failed, order
@@ -420,7 +423,7 @@ class DepthFiles:
                 self.formats,
                 max_depth=self.max_depth,
                 with_normals=self.normals,
-                mesh_format=self.mesh_format.strip().lower().lstrip("."),
+                mesh_format=self.mesh_format,
             )
             info = depth_sidecar(
                 result.depth,

@@ -17,6 +17,7 @@ from tests.hostile import (
     EPS,
     FOCAL_LENGTH_IN_35MM_FILM,
     GOOD_NAMES,
+    IMPOSSIBLE_EXIF,
     SHORT,
     encode,
     exif_jpeg,
@@ -46,17 +47,7 @@ def test_each_reproducer_loads_or_fails_with_one_sentence(name):
     assert str(caught.value).startswith(name)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "exif-negative-pixel-y.jpg",
-        "exif-f35-1e308.jpg",
-        "exif-f35-5e-324.jpg",
-        "exif-focal-zero.jpg",
-        "exif-focal-inf.jpg",
-        "exif-garbage.jpg",
-    ],
-)
+@pytest.mark.parametrize("name", IMPOSSIBLE_EXIF)
 def test_impossible_exif_cameras_fall_back_to_the_default(name):
     image = load_image(regular_files()[name], name=name)
     assert image.camera is None

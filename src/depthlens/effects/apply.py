@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from depthlens.effects.bokeh import lens_blur
@@ -154,18 +155,91 @@ def render_still(
     kind: DepthKind,
     settings: EffectSettings,
     frame: int = 0,
+    max_pixels: int | None = None,
 ) -> StillEffect:
     """Effect ``name`` on one photo and its depth map. For ``parallax`` this is frame
     ``frame`` of the clip (a video converted frame by frame moves along the path).
+
+    With ``max_pixels``, a larger photo is rendered shrunk to that many pixels (what an
+    effect costs grows with them): the settings' pixel numbers (focus point, aperture)
+    are scaled to it and the report's mapped back, so both stay in the photo's pixels;
+    only the image is smaller.
 
     Settings an effect cannot use (a focus point outside the photo, say) raise a
     UsageError with the effect's own sentence.
     """
     check_effect(name)
+    height, width = rgb.shape[:2]
+    scale = 1.0 if max_pixels is None else math.sqrt(max_pixels / (width * height))
+    small_rgb, small_depth = shrink(rgb, depth, scale)
+    sx, sy = small_rgb.shape[1] / width, small_rgb.shape[0] / height
     try:
-        return _render(name, rgb, depth, kind, settings, frame)
+        if (sx, sy) == (1.0, 1.0):
+            return _render(name, rgb, depth, kind, settings, frame)
+        scaled = _scaled_settings(settings, sx, sy, width, height, small_rgb.shape[:2])
+        still = _render(name, small_rgb, small_depth, kind, scaled, frame)
     except ValueError as exc:
         raise UsageError(_sentence(exc)) from None
+    report = _report_in_photo_pixels(dict(still.report), settings, sx, sy, width, height)
+    return StillEffect(still.image, report)
+
+
+def shrink(rgb: np.ndarray, depth: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The photo and its depth resized by ``scale`` when it is below 1 (area averaging
+    for colours, nearest for depth, which must not mix near and far), else as they are."""
+    if scale >= 1.0:
+        return rgb, depth
+    height, width = rgb.shape[:2]
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return (
+        cv2.resize(rgb, size, interpolation=cv2.INTER_AREA),
+        cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST),
+    )
+
+
+def _scaled_settings(
+    settings: EffectSettings,
+    sx: float,
+    sy: float,
+    width: int,
+    height: int,
+    small: tuple[int, int],
+) -> EffectSettings:
+    """``settings`` for the photo shrunk by (sx, sy) to ``small`` (height, width)."""
+    focus = settings.focus_point
+    if focus is not None:
+        x, y = focus
+        if not (0 <= x < width and 0 <= y < height):  # as lens_blur says it, in the photo
+            raise ValueError(f"focus_point (x={x}, y={y}) is outside the {width}×{height} image")
+        focus = (min(int(x * sx), small[1] - 1), min(int(y * sy), small[0] - 1))
+    return replace(settings, focus_point=focus, aperture=settings.aperture * sx)
+
+
+def _report_in_photo_pixels(
+    report: dict[str, object],
+    asked: EffectSettings,
+    sx: float,
+    sy: float,
+    width: int,
+    height: int,
+) -> dict[str, object]:
+    """An effect's report of a shrunk photo, with its pixel numbers in the photo's."""
+    if "aperture_px" in report:
+        report["aperture_px"] = asked.aperture
+    point = report.get("focus_point")
+    if isinstance(point, list):
+        report["focus_point"] = (
+            list(asked.focus_point)
+            if asked.focus_point is not None
+            else [min(int(point[0] / sx), width - 1), min(int(point[1] / sy), height - 1)]
+        )
+    box = report.get("nearest_box")
+    if isinstance(box, dict):
+        report["nearest_box"] = {
+            key: min(round(value / sx), width) if key[0] == "x" else min(round(value / sy), height)
+            for key, value in box.items()
+        }
+    return report
 
 
 def _render(

@@ -221,9 +221,10 @@ def _file_kind(mode: int) -> str:
 def _open_and_load(fp: Path | io.BytesIO, read_bytes: Any, max_pixels: int, label: str) -> Image:
     """Open an encoded image (header only), check its size, then decode it."""
     try:
-        # Pillow warns between MAX_IMAGE_PIXELS and twice that; our own limit, checked
-        # next from the header, replaces the warning. (catch_warnings is process-wide:
-        # a concurrent load may at worst leave this one warning silenced.)
+        # Header warnings are about this file, which loads or fails with a sentence;
+        # Pillow's bomb warning (between MAX_IMAGE_PIXELS and twice that) is replaced by
+        # our own limit, checked next. (catch_warnings is process-wide: a concurrent
+        # load may at worst have one of its warnings silenced too.)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pil = PILImage.open(fp, formats=DECODED_FORMATS)

@@ -20,11 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-import cv2
 import numpy as np
 from fastapi.responses import Response
 
-from depthlens.effects.apply import EffectSettings, parallax_animation, render_still
+from depthlens.effects.apply import EffectSettings, parallax_animation, render_still, shrink
 from depthlens.errors import ImageError, ImageTooLargeError, UsageError
 from depthlens.geometry.camera import Camera
 from depthlens.io.depth_files import encode_npy, encode_png, encode_png16
@@ -176,63 +175,11 @@ def _still(rgb: np.ndarray, result: DepthResult, job: EffectJob) -> tuple[bytes,
                 "invalid_parameter",
                 f"The focus point ({x}, {y}) is outside the {width}×{height} photo.",
             )
-    scale = math.sqrt(job.effect_pixels / (width * height))
-    small_rgb, small_depth = _shrink(rgb, result.depth, scale)
-    sx, sy = small_rgb.shape[1] / width, small_rgb.shape[0] / height
-    if (sx, sy) != (1.0, 1.0):
-        focus = settings.focus_point
-        if focus is not None:
-            focus = (
-                min(int(focus[0] * sx), small_rgb.shape[1] - 1),
-                min(int(focus[1] * sy), small_rgb.shape[0] - 1),
-            )
-        settings = replace(settings, focus_point=focus, aperture=settings.aperture * sx)
-    still = render_still(job.name, small_rgb, small_depth, result.kind, settings)
-    job.upload.check_client()
-    report = dict(still.report)
-    if (sx, sy) != (1.0, 1.0):
-        report = _report_in_photo_pixels(report, job.settings, sx, sy, width, height)
-    return encode_png(still.image), report
-
-
-def _report_in_photo_pixels(
-    report: dict[str, object],
-    asked: EffectSettings,
-    sx: float,
-    sy: float,
-    width: int,
-    height: int,
-) -> dict[str, object]:
-    """An effect's report of a shrunk photo, with its pixel numbers in the photo's."""
-    if "aperture_px" in report:
-        report["aperture_px"] = asked.aperture
-    point = report.get("focus_point")
-    if isinstance(point, list):
-        report["focus_point"] = (
-            list(asked.focus_point)
-            if asked.focus_point is not None
-            else [min(int(point[0] / sx), width - 1), min(int(point[1] / sy), height - 1)]
-        )
-    box = report.get("nearest_box")
-    if isinstance(box, dict):
-        report["nearest_box"] = {
-            key: min(round(value / sx), width) if key[0] == "x" else min(round(value / sy), height)
-            for key, value in box.items()
-        }
-    return report
-
-
-def _shrink(rgb: np.ndarray, depth: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """The photo and its depth resized by ``scale`` when it is below 1 (area averaging
-    for colours, nearest for depth, which must not mix near and far), else as they are."""
-    if scale >= 1.0:
-        return rgb, depth
-    height, width = rgb.shape[:2]
-    size = (max(1, int(width * scale)), max(1, int(height * scale)))
-    return (
-        cv2.resize(rgb, size, interpolation=cv2.INTER_AREA),
-        cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST),
+    still = render_still(
+        job.name, rgb, result.depth, result.kind, settings, max_pixels=job.effect_pixels
     )
+    job.upload.check_client()
+    return encode_png(still.image), still.report
 
 
 def _parallax_clip(rgb: np.ndarray, result: DepthResult, job: EffectJob) -> bytes:
@@ -245,7 +192,7 @@ def _parallax_clip(rgb: np.ndarray, result: DepthResult, job: EffectJob) -> byte
         job.clip_max_side / max(height, width),
         math.sqrt(job.clip_pixels / (job.settings.frames * height * width)),
     )
-    rgb, depth = _shrink(rgb, result.depth, scale)
+    rgb, depth = shrink(rgb, result.depth, scale)
     with tempfile.TemporaryDirectory(prefix="depthlens-clip-") as folder:
         clip = Path(folder) / f"clip.{job.output_format}"
         with VideoWriter(clip, job.fps) as writer:
