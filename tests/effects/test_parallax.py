@@ -1,20 +1,28 @@
-"""The 3D photo: camera paths, zero motion, parallax size, dolly zoom, no holes."""
+"""The 3D photo: camera paths, zero motion, parallax size, dolly zoom, the covering crop,
+no holes and no streaks at the frame's border."""
 
 from __future__ import annotations
 
 from itertools import pairwise
 
+import cv2
 import numpy as np
 import pytest
 
 from depthlens.effects.parallax import (
     CAMERA_PATHS,
+    MAX_CROP_ZOOM,
     MAX_PARALLAX_FRAMES,
     CameraMotion,
     camera_path,
+    covering_crop,
     parallax_frames,
     render_view,
+    view_positions,
 )
+from depthlens.effects.warp import view_nearness
+
+from .streaks import streak_energy
 
 H, W = 96, 128
 SQUARE = (slice(36, 60), slice(52, 76))  # the near subject, centred
@@ -32,6 +40,20 @@ def scene() -> tuple[np.ndarray, np.ndarray]:
     depth = np.full((H, W), 0.2, np.float32)
     depth[SQUARE] = 1.0
     return rgb, depth
+
+
+def textured_scene(h: int = 240, w: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """A photo-like texture (blurred noise: blobs a few pixels wide, as in a photo, not
+    pixel noise that a 5 × 5 blur flattens) on a far wall, a floor that comes nearer
+    down to the bottom edge, where it is nearest and meets the left and right edges
+    too, and a near box in the middle. Relative inverse depth."""
+    noise = np.random.default_rng(0).integers(40, 201, (h, w, 3)).astype(np.float32)
+    rgb = np.clip((cv2.GaussianBlur(noise, (0, 0), 1.5) - 120) * 4 + 120, 0, 255)
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    floor = 0.2 + 0.8 * (rows - 0.75 * h) / (0.25 * h)
+    depth = np.broadcast_to(np.where(rows >= 0.75 * h, floor, 0.2), (h, w)).copy()
+    depth[h // 3 : h // 3 + h // 4, w * 3 // 8 : w * 5 // 8] = 1.0
+    return rgb.astype(np.uint8), depth.astype(np.float32)
 
 
 def centroid(mask: np.ndarray) -> np.ndarray:
@@ -88,16 +110,32 @@ def test_zero_motion_is_exact_for_metric_depth():
     np.testing.assert_array_equal(render_view(rgb, meters, "metric", CameraMotion(0, 0, 0)), rgb)
 
 
+def test_view_positions_move_near_pixels_more_than_far_ones():
+    rgb, depth = scene()
+    near = view_nearness(rgb, depth, "relative_inverse")
+    x, y = view_positions(near, CameraMotion(1.0, 0.0, 0.0), strength=0.05)
+    rows, columns = np.indices((H, W))
+    # Content moves left by f·T·w pixels: w = 1 near, 0.3 at the far end (f = W).
+    np.testing.assert_allclose(x - columns, -W * 0.05 * (0.3 + 0.7 * near), atol=1e-4)
+    np.testing.assert_array_equal(y, rows)
+
+
 def test_swing_moves_the_near_square_more_than_the_far_background():
     rgb, depth = scene()
     strength = 0.05
+    motions = camera_path("swing", 4)
     frames = list(parallax_frames(rgb, depth, "relative_inverse", "swing", 4, 1.0, strength))
     quarter = frames[1]  # θ = π/2: the camera is at tx = 1, right
     near_shift = centroid(is_square(quarter)) - centroid(is_square(rgb))
     far_shift = centroid(is_marker(quarter)) - centroid(is_marker(rgb))
-    # Content moves left by f·T·w pixels: w = 1 near, 0.3 at the far end (f = W).
-    assert near_shift[1] == pytest.approx(-W * strength, abs=1.0)
-    assert far_shift[1] == pytest.approx(-W * strength * 0.3, abs=1.0)
+    # The view positions, then the crop that keeps the frame covered: the right edge is
+    # uncovered by the far end's move, and the view follows the background that way.
+    near = view_nearness(rgb, depth, "relative_inverse")
+    zoom, pu, pv = covering_crop(*view_positions(near, motions[1], strength))
+    assert zoom == 1.0 and pu == pytest.approx((W - 1) / 2 - W * strength * 0.3)
+    assert pv == (H - 1) / 2
+    assert near_shift[1] == pytest.approx(-W * strength * 0.7, abs=1.0)
+    assert far_shift[1] == pytest.approx(0.0, abs=1.0)
     assert near_shift[0] == far_shift[0] == 0
     assert centroid(is_square(frames[3]))[1] > centroid(is_square(rgb))[1]  # and back right
 
@@ -113,13 +151,14 @@ def test_a_big_disocclusion_is_filled_with_background():
 
 def test_dolly_zoom_keeps_the_subject_and_rescales_the_background():
     rgb, depth = scene()
-    strength = 0.3
-    pushed = list(parallax_frames(rgb, depth, "relative_inverse", "dolly-zoom", 2, 1.0, strength))
-    frame = pushed[1]  # θ = π: the camera is in by 0.3 focus distances, zoomed out to 0.7
+    strength = 0.2
+    pulled = list(parallax_frames(rgb, depth, "relative_inverse", "dolly-zoom", 2, 1.0, strength))
+    frame = pulled[1]  # θ = π: the camera is back by 0.2 focus distances, zoomed in to 1.2
     assert np.abs(bounding_box(is_square(frame)) - bounding_box(is_square(rgb))).max() <= 1
     spread = marker_spread(frame) / marker_spread(rgb)
-    # The far end (w = 0.3) is magnified by 0.7 / (1 − 0.3·0.3): it shrinks about 23 %.
-    assert spread == pytest.approx(0.7 / 0.91, abs=0.02)
+    # The far end (w = 0.3) is magnified by 1.2 / (1 + 0.2·0.3): it grows about 13 %.
+    assert spread == pytest.approx(1.2 / 1.06, abs=0.02)
+    assert not (frame == 0).all(axis=-1).any()
 
 
 def test_pushing_in_magnifies_the_near_square():
@@ -129,6 +168,60 @@ def test_pushing_in_magnifies_the_near_square():
     width, original_width = box[3] - box[1] + 1, original[3] - original[1] + 1
     assert width == pytest.approx(original_width / 0.8, abs=1.0)  # 1 / (1 − Tz·w), w = 1
     assert not (frame == 0).all(axis=-1).any()
+
+
+def test_no_motion_needs_no_crop():
+    x, y = view_positions(np.zeros((H, W)), CameraMotion(0, 0, 0), strength=0.05)
+    assert covering_crop(x, y) == (1.0, (W - 1) / 2, (H - 1) / 2)
+
+
+def test_a_uniform_shift_is_followed_without_zoom():
+    rows, columns = np.indices((H, W), dtype=np.float32)
+    zoom, pu, pv = covering_crop(columns + 4.0, rows - 3.0)
+    assert (zoom, pu, pv) == (1.0, (W - 1) / 2 + 4.0, (H - 1) / 2 - 3.0)
+
+
+def test_one_uncovered_side_is_cropped_away_with_the_least_zoom():
+    rows, columns = np.indices((H, W), dtype=np.float32)
+    # The left edge lands 6 px in, the right one stays: a band of 6 columns is empty.
+    x = 6.0 + columns * (W - 7) / (W - 1)
+    zoom, pu, pv = covering_crop(x, rows)
+    assert zoom == pytest.approx((W - 1) / (W - 7))
+    assert (pu, pv) == (pytest.approx((W - 1 + 6) / 2), (H - 1) / 2)
+
+
+def test_a_shrunk_view_is_zoomed_about_the_centre_up_to_the_limit():
+    rows, columns = np.indices((H, W), dtype=np.float32)
+    cx, cy = (W - 1) / 2, (H - 1) / 2
+    for shrink in (0.9, 0.5):
+        zoom, pu, pv = covering_crop(cx + shrink * (columns - cx), cy + shrink * (rows - cy))
+        assert zoom == pytest.approx(min(1 / shrink, MAX_CROP_ZOOM))
+        assert (pu, pv) == (pytest.approx(cx), pytest.approx(cy))
+
+
+@pytest.mark.parametrize("path", CAMERA_PATHS)
+def test_the_default_strength_keeps_every_frame_covered_by_a_crop(path):
+    rgb, depth = textured_scene()
+    near = view_nearness(rgb, depth, "relative_inverse")
+    for motion in camera_path(path, 16):
+        zoom, _, _ = covering_crop(*view_positions(near, motion, strength=0.05))
+        assert zoom < MAX_CROP_ZOOM
+
+
+@pytest.mark.parametrize("strength", [0.05, 0.1])
+@pytest.mark.parametrize("path", CAMERA_PATHS)
+def test_no_streaks_at_the_border(path, strength):
+    """The issue's case: the floor runs out of the bottom of the frame, so the circle
+    path uncovers a band there 13 % of the height deep at the default strength, and the
+    pushed-in dolly zoom shrank the background away from every edge. Such bands were
+    filled by repeating the edge pixel: streaks (energies 0.08 to 0.47 on the circle,
+    swing and dolly-zoom paths here, for the photo's own 0.002)."""
+    rgb, depth = textured_scene()
+    source = streak_energy(rgb, rgb)
+    assert source < 0.02
+    frames = parallax_frames(rgb, depth, "relative_inverse", path, 8, 1.0, strength)
+    for index, frame in enumerate(frames):
+        assert streak_energy(frame, rgb) < source + 0.02, f"frame {index}"
 
 
 def test_bad_arguments_raise_with_the_choices():
@@ -145,6 +238,10 @@ def test_bad_arguments_raise_with_the_choices():
         render_view(rgb, depth, "relative_inverse", CameraMotion(0, 0, 1.0), strength=1.0)
     with pytest.raises(ValueError, match="depth must be"):
         render_view(rgb, depth[:-1], "relative_inverse", CameraMotion(0, 0, 0))
+    with pytest.raises(ValueError, match="max_zoom"):
+        covering_crop(np.zeros((H, W)), np.zeros((H, W)), max_zoom=0.5)
+    with pytest.raises(ValueError, match="one shape"):
+        covering_crop(np.zeros((H, W)), np.zeros((H, W + 1)))
 
 
 def test_a_loop_has_at_most_max_parallax_frames():

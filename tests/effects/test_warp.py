@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -114,6 +115,37 @@ def test_rows_without_known_pixels_are_filled_along_columns():
     filled = fill_holes(image, holes, np.zeros((H, W)))
     assert not (filled == 0).all(axis=-1).any()
     np.testing.assert_array_equal(filled[~holes], image[~holes])
+
+
+def test_a_border_band_is_filled_with_the_texture_mirrored_into_it():
+    image = noise(seed=3)
+    holes = np.zeros((H, W), bool)
+    holes[:, :8] = True  # the left edge of a view that moved right
+    source = image.copy()
+    image[holes] = 0
+    filled = fill_holes(image, holes, np.zeros((H, W)))
+    np.testing.assert_array_equal(filled[~holes], image[~holes])
+    band = filled[:, :8].astype(np.float32)
+    # Not one colour repeated along each row (a streak) but the texture beside the band
+    # (column 7 shows column 8, column 0 shows 15), averaged over a 5 × 5 box of the band.
+    mirrored = np.zeros((H, W, 3), np.float32)
+    mirrored[:, :8] = source[:, 15:7:-1]
+    total = cv2.blur(mirrored, (5, 5))[:, :8]
+    expected = total / cv2.blur(holes.astype(np.float32), (5, 5))[:, :8, None]
+    assert band.std(axis=1).mean() > 0.1 * source.astype(np.float32).std(axis=1).mean()
+    np.testing.assert_allclose(band, expected, atol=0.5)
+
+
+def test_the_mirror_does_not_reach_a_nearer_object_behind_the_edge():
+    image = np.random.default_rng(4).integers(20, 121, (H, W, 3), dtype=np.uint8)
+    nearness = np.zeros((H, W), np.float32)
+    image[:, :4], nearness[:, :4] = 250, 1.0  # a near object left of a 4 px background
+    image[:, 20:], nearness[:, 20:] = 250, 1.0  # the occluder right of the gap
+    holes = np.zeros((H, W), bool)
+    holes[:, 8:20] = True  # 12 px: a plain mirror would reach 4 px into the left object
+    image[holes] = 0
+    filled = fill_holes(image, holes, nearness)
+    assert (filled[holes] <= 120).all()  # only the background's colours, never 250
 
 
 def test_inpainting_without_nearness_fills_every_hole():

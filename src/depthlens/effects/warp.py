@@ -4,7 +4,8 @@ The view effects (``stereo``, ``parallax``) move every pixel of an image to a ne
 position computed from its depth. Forward warping ("splatting") sends each source
 pixel to its target; where several land on one target pixel the nearest wins, as in
 a z-buffer, and target pixels nothing lands on are holes. Holes are disocclusions,
-background the source view could not see, so they are filled from the farther side.
+background the source view could not see, so they are filled from the farther side,
+with that side's texture mirrored into the gap rather than its edge pixel repeated.
 
 All arrays are on the image grid: ``(H, W)`` maps and ``(H, W, 3)`` uint8 RGB images;
 positions are float pixel coordinates with pixel centres at integers, ``x`` along
@@ -32,10 +33,15 @@ __all__ = [
 # stretched surface; wider gaps are disocclusions and are left to fill_holes.
 CRACK_GAP = 2
 
-# Side of the box that softens filled holes: row-wise filling copies one background
-# pixel along each row, which leaves streaks; averaging the filled values over a few
-# rows blurs them without reading the occluder on the near side.
+# Side of the box that softens filled holes: rows mirrored about different edges meet
+# in seams; averaging the filled values over a few rows blurs them without reading the
+# occluder on the near side.
 SMOOTH_SIZE = 5
+
+# How much nearer than the gap's edge a mirrored pixel may be and still count as the
+# same background (nearness is 0 to 1 over the image): a slanted floor changes a little
+# over a gap's width, an object in front of it much more.
+MIRROR_TOLERANCE = 0.05
 
 INPAINT_RADIUS = 3  # pixels, the radius OpenCV's examples use for INPAINT_TELEA
 
@@ -149,12 +155,20 @@ def fill_holes(
 
     With ``nearness`` (H, W) of the warped image (1 near, 0 far; read only outside the
     holes), holes are treated as disocclusions, background revealed beside a nearer
-    occluder: each hole pixel copies the nearest non-hole pixel along its row on the
-    farther side of the gap (lower nearness; the only side at the image border). Rows
-    without any known pixel are filled the same way along columns, and what is still
-    left with ``cv2.inpaint`` (Telea). The filled pixels are then averaged over a
-    5 × 5 box of filled pixels only, which softens the row streaks without pulling in
-    the occluder's colour (inpainting would read the occluder's edge too).
+    occluder, and filled along their row from the farther side of the gap (lower
+    nearness; the only side at the image border) by mirroring that side's pixels about
+    the gap's edge: the hole pixel ``d`` pixels from the edge takes the known pixel
+    ``d − 1`` pixels behind it, reflecting back and forth within the run of known
+    pixels there. Copying the edge pixel alone would repeat one colour along the row, a
+    streak as long as the gap; the mirror carries the background's texture into the
+    gap instead. A mirrored pixel nearer than the edge pixel (by more than
+    ``MIRROR_TOLERANCE``) belongs to some other object: there the run is halved until
+    the mirror stays on the background (down to the edge pixel itself). Rows without
+    any known pixel are filled the same way along columns, and what is still left with
+    ``cv2.inpaint`` (Telea). The filled pixels are then averaged over a 5 × 5 box of
+    filled pixels only, which hides the seams between rows mirrored about different
+    edges without pulling in the occluder's colour (inpainting would read the
+    occluder's edge too).
 
     Without ``nearness`` the holes are simply inpainted (``cv2.INPAINT_TELEA``,
     radius 3).
@@ -175,14 +189,16 @@ def fill_holes(
 
     known = ~holes
     filled = image.copy()
-    by_row, row_done = _fill_from_far_side(image, near, known)
-    filled[holes] = by_row[holes]
-    left = holes & ~row_done
+    rows, columns, values = _mirror_from_far_side(image, near, known)
+    filled[rows, columns] = values
+    left = holes.copy()
+    left[rows, columns] = False
     if left.any():
-        by_column, column_done = _fill_from_far_side(image.transpose(1, 0, 2), near.T, known.T)
-        use_column = left & column_done.T
-        filled[use_column] = by_column.transpose(1, 0, 2)[use_column]
-        left &= ~use_column
+        # Transposed, rows are the columns: the same fill along each column.
+        columns, rows, values = _mirror_from_far_side(image.transpose(1, 0, 2), near.T, known.T)
+        use = left[rows, columns]
+        filled[rows[use], columns[use]] = values[use]
+        left[rows[use], columns[use]] = False
     if left.any():
         filled = _inpaint(filled, left)
 
@@ -215,24 +231,57 @@ def view_nearness(rgb: np.ndarray, depth: np.ndarray, kind: DepthKind) -> np.nda
     return nearness(depth, kind)
 
 
-def _fill_from_far_side(
+def _mirror_from_far_side(
     image: np.ndarray, near: np.ndarray, known: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise: every pixel takes the nearest known pixel to its left or right, the
-    farther of the two (the one side there is at a border). Returns the filled image
-    and the mask of pixels whose row had a known pixel."""
-    h, w = known.shape
-    columns = np.broadcast_to(np.arange(w), (h, w))
-    left = np.maximum.accumulate(np.where(known, columns, -1), axis=1)
-    right = np.minimum.accumulate(np.where(known, columns, w)[:, ::-1], axis=1)[:, ::-1]
-    has_left, has_right = left >= 0, right < w
-    left, right = np.clip(left, 0, w - 1), np.clip(right, 0, w - 1)
-    near_left = np.take_along_axis(near, left, axis=1)
-    near_right = np.take_along_axis(near, right, axis=1)
-    use_right = has_right & (~has_left | (near_right < near_left))
-    column = np.where(use_right, right, left)
-    rows = np.arange(h)[:, None]
-    return image[rows, column], has_left | has_right
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row-wise mirror fill (see :func:`fill_holes`): every hole pixel whose row has a
+    known pixel takes one from the farther of its two nearest known neighbours' sides
+    (the one side there is at a border), reflected about that neighbour. Returns the
+    filled pixels' ``rows`` and ``columns`` (int arrays) and their ``values`` (N, 3)."""
+    w = known.shape[1]
+    index = np.arange(w, dtype=np.int32)
+    # Per pixel: the nearest known pixel at or to its left / right, and the nearest hole
+    # at or to its left / right (the ends of a known run, for the reflection).
+    left = np.maximum.accumulate(np.where(known, index, -1), axis=1)
+    right = np.minimum.accumulate(np.where(known, index, w)[:, ::-1], axis=1)[:, ::-1]
+    hole_left = np.maximum.accumulate(np.where(known, -1, index), axis=1)
+    hole_right = np.minimum.accumulate(np.where(known, w, index)[:, ::-1], axis=1)[:, ::-1]
+
+    rows, columns = np.nonzero(~known)
+    edge_left, edge_right = left[rows, columns], right[rows, columns]
+    has_left, has_right = edge_left >= 0, edge_right < w
+    reached = has_left | has_right
+    rows, columns = rows[reached], columns[reached]
+    has_left, has_right = has_left[reached], has_right[reached]
+    edge_left = np.clip(edge_left[reached], 0, w - 1)
+    edge_right = np.clip(edge_right[reached], 0, w - 1)
+    use_right = has_right & (~has_left | (near[rows, edge_right] < near[rows, edge_left]))
+
+    # Mirror about the edge within the run of known pixels behind it (at least 1 on a
+    # side that exists); where the mirror lands on something nearer, halve the run and
+    # try again: a sliver of background between two objects is mirrored within itself.
+    edge = np.where(use_right, edge_right, edge_left)
+    step = np.where(use_right, 1, -1)
+    offset = np.where(use_right, edge_right - columns, columns - edge_left) - 1
+    run = np.where(
+        use_right, hole_right[rows, edge_right] - edge_right, edge_left - hole_left[rows, edge_left]
+    )
+    run = np.maximum(run, 1)
+    limit = near[rows, edge] + np.float32(MIRROR_TOLERANCE)
+    source = edge + step * _reflect(offset, run)
+    redo = np.flatnonzero(near[rows, source] > limit)
+    while redo.size:
+        run[redo] //= 2  # a run of 1 mirrors the edge itself, which always passes
+        source[redo] = edge[redo] + step[redo] * _reflect(offset[redo], run[redo])
+        redo = redo[near[rows[redo], source[redo]] > limit[redo]]
+    return rows, columns, image[rows, source]
+
+
+def _reflect(offset: np.ndarray, run: np.ndarray) -> np.ndarray:
+    """``offset`` ≥ 0 folded into ``[0, run)`` back and forth: 0, 1, …, run − 1,
+    run − 1, …, 0, 0, 1, … (a mirror that repeats without a jump)."""
+    phase = offset % (2 * run)
+    return np.where(phase < run, phase, 2 * run - 1 - phase)
 
 
 def _inpaint(image: np.ndarray, holes: np.ndarray) -> np.ndarray:
