@@ -17,6 +17,13 @@ os.environ["DEPTHLENS_HOME"] = str(_HOME / "depthlens")
 
 EXPECTED = Path(__file__).parent / "expected"
 
+# The default model's fallback notice is said once per process, so in-process CLI runs
+# would see it in whichever test came first: it counts as said (tests of the notice
+# reset it; subprocesses say it).
+from depthlens.models import weights as _weights  # noqa: E402 (after the environment)
+
+_weights._FALLBACK_SAID.add("said by conftest")
+
 
 @pytest.fixture(scope="session")
 def expected_dir() -> Path:

@@ -15,6 +15,8 @@ from tests.cli import run_cli
 from tests.hostile import hostile_folder, photo
 
 CLI = [sys.executable, "-c", "from depthlens.cli import main; main()"]
+# The model is named: without one, the default's fallback notice would be a stderr line.
+BUNDLED = ("-m", "depthlens-small")
 
 
 def run(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -27,7 +29,7 @@ def run(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
 def hostile_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     good, bad = hostile_folder(root / "in")
-    result = run("predict", "in", "-o", "out", "--format", "color,npy", cwd=root)
+    result = run("predict", *BUNDLED, "in", "-o", "out", "--format", "color,npy", cwd=root)
     return root, good, bad, result
 
 
@@ -72,7 +74,7 @@ def test_special_inputs_named_on_the_command_line_say_what_they_are(hostile_run)
         "broken-link.png": "broken symbolic link",
     }
     named = [name for name in expected if name in bad]
-    result = run("predict", *(f"in/{name}" for name in named), "-o", "single", cwd=root)
+    result = run("predict", *BUNDLED, *(f"in/{name}" for name in named), "-o", "single", cwd=root)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == len(named) and "does not exist" not in result.stderr
@@ -96,7 +98,7 @@ def test_impossible_cameras_are_refused_before_any_work(tmp_path, capsys, flags,
 
     PILImage.fromarray(photo(48, 64)).save(tmp_path / "a.png")
     code, _out, err = run_cli(
-        ["predict", tmp_path / "a.png", "-o", tmp_path / "out", *flags], capsys
+        ["predict", *BUNDLED, tmp_path / "a.png", "-o", tmp_path / "out", *flags], capsys
     )
     assert code == 2, err
     assert err.strip().count("\n") == 0 and words in err
@@ -110,7 +112,9 @@ def test_a_focal_length_that_does_not_fit_one_image_fails_that_image(tmp_path, c
     PILImage.fromarray(photo(48, 4000)).save(tmp_path / "wide.png")
     # 5 px is a 162-degree lens on 64 px and a 179.9-degree one on 4000 px
     inputs = [tmp_path / "small.png", tmp_path / "wide.png"]
-    code, _out, err = run_cli(["predict", *inputs, "-o", tmp_path / "out", "--fx", "5"], capsys)
+    code, _out, err = run_cli(
+        ["predict", *BUNDLED, *inputs, "-o", tmp_path / "out", "--fx", "5"], capsys
+    )
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"failed {inputs[1]}: The camera options")
@@ -126,7 +130,7 @@ def cut_clip(tmp_path_factory):
 
 
 def test_a_truncated_video_is_reported_and_fails_unless_allowed(cut_clip, tmp_path):
-    result = run("predict", cut_clip, "-o", "out", "--lossless", "none", cwd=tmp_path)
+    result = run("predict", *BUNDLED, cut_clip, "-o", "out", "--lossless", "none", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "is truncated" in warning[0] and "of 30 frames" in warning[0]
@@ -136,7 +140,15 @@ def test_a_truncated_video_is_reported_and_fails_unless_allowed(cut_clip, tmp_pa
     assert 0 < sidecar["decoded_frames"] < 30
 
     allowed = run(
-        "predict", cut_clip, "-o", "out2", "--lossless", "none", "--allow-truncated", cwd=tmp_path
+        "predict",
+        *BUNDLED,
+        cut_clip,
+        "-o",
+        "out2",
+        "--lossless",
+        "none",
+        "--allow-truncated",
+        cwd=tmp_path,
     )
     assert allowed.returncode == 0 and "is truncated" in allowed.stderr
 
@@ -176,7 +188,9 @@ def test_an_output_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
 
     PILImage.fromarray(photo(48, 64)).save(tmp_path / "a.png")
     (tmp_path / "out").write_text("not a folder")
-    code, _out, err = run_cli(["predict", tmp_path / "a.png", "-o", tmp_path / "out"], capsys)
+    code, _out, err = run_cli(
+        ["predict", *BUNDLED, tmp_path / "a.png", "-o", tmp_path / "out"], capsys
+    )
     assert code == 1 and err.strip().count("\n") == 0
     assert "is a file; the outputs need a folder" in err and "Errno" not in err
 
@@ -192,7 +206,7 @@ def test_ctrl_c_says_how_far_it_got_and_leaves_only_whole_files(tmp_path):
     for index in range(150):
         PILImage.fromarray(photo(192, 256, seed=index)).save(folder / f"{index:03d}.png")
     process = subprocess.Popen(
-        [*CLI, "predict", "many", "-o", "out", "-f", "color,npy", "--batch-size", "1"],
+        [*CLI, "predict", *BUNDLED, "many", "-o", "out", "-f", "color,npy", "--batch-size", "1"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from depthlens.cli import app
 from tests.hostile import encode, photo
 
 CLI = [sys.executable, "-m", "depthlens"]
+BUNDLED = ["-m", "depthlens-small"]
 # The real command, but with an image loader that has a bug: on a file named bug.png it
 # emits a Python warning and raises an unexpected error, the way a library's bug would.
 # Every depthlens module that bound load_image gets the buggy one.
@@ -100,8 +102,12 @@ USAGE_ERRORS = {
     "missing output": ["predict", "photo.png"],
     "bad value": ["predict", "photo.png", "-o", "out", "--batch-size", "0"],
     "quiet and verbose": ["-q", "-v", "models"],
+    "bare effect": ["effect"],
 }
-FORKED = {**USAGE_ERRORS, "predict help": ["predict", "--help"], "version": ["--version"]}
+# Every verb the command has, as its --help lists them.
+VERBS = [command.name for command in app.registered_commands if command.name]
+HELPS = {f"{verb} help": [verb, "--help"] for verb in VERBS}
+FORKED = {**USAGE_ERRORS, **HELPS, "version": ["--version"]}
 BOXES = "╭╮╰╯│─"
 
 
@@ -132,7 +138,8 @@ def runs(folder):
         "forked": ([*FORKING_CLI, json.dumps(FORKED)], False),
         # -X importtime lists every module imported, on stderr
         "help": ([sys.executable, "-X", "importtime", "-m", "depthlens", "--help"], False),
-        "quiet": ([*CLI, "-q", "predict", "photos", "-o", "quiet", "-f", "npy"], True),
+        # the bundled model: the default's fallback notice prints even under --quiet
+        "quiet": ([*CLI, "-q", "predict", "photos", "-o", "quiet", "-f", "npy", *BUNDLED], True),
         "default": ([*BUGGY_CLI, "predict", "photos", "-o", "plain", "-f", "npy"], True),
         "verbose": ([*BUGGY_CLI, "-v", "predict", "photos", "-o", "loud", "-f", "npy"], True),
     }
@@ -184,7 +191,7 @@ def test_a_usage_error_is_one_line_and_exit_2(runs, case):
     assert not any(box in result.stderr + result.stdout for box in BOXES)
     assert result.stdout == ""
     if case != "quiet and verbose":  # the parser's own errors point at the help
-        assert re.search(r"\(see depthlens( predict)? --help\)\.$", lines[0]), lines[0]
+        assert re.search(r"\(see depthlens( predict| effect)? --help\)\.$", lines[0]), lines[0]
 
 
 def test_what_each_usage_error_says(runs):
@@ -192,7 +199,8 @@ def test_what_each_usage_error_says(runs):
     assert said["bare"] == "error: Missing command (see depthlens --help)."
     assert "No such command 'frobnicate'" in said["unknown command"]
     assert "No such option: --frobnicate" in said["unknown option"]
-    assert "Missing argument 'inputs'" in said["bare predict"]
+    assert "Missing argument 'INPUTS'" in said["bare predict"]
+    assert said["bare effect"] == ("error: Missing argument 'NAME' (see depthlens effect --help).")
     assert "Missing option '-o' / '--output'" in said["missing output"]
     assert "'--batch-size'" in said["bad value"]
     assert said["quiet and verbose"] == "error: Give --quiet or --verbose, not both."
@@ -254,3 +262,34 @@ def test_verbose_shows_warnings_and_the_traceback_of_a_bug(runs):
     assert traceback_at < failure_at  # the traceback, then the input's one line
     assert "failed photos/broken.png: " in result.stderr  # an expected failure: no traceback
     assert "1 of 3 inputs" in _summary(result) and "2 failed" in _summary(result)
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_has_a_plain_usage_line(runs, verb):
+    """``Usage: depthlens effect [OPTIONS] NAME INPUT`` as a shell's usage reads, never
+    typer 0.29's ``{name} {INPUT}``; and a repeatable value's type is its own, never
+    ``<list[str]>``."""
+    result = _forked(runs, f"{verb} help")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    (usage,) = [line.strip() for line in result.stdout.splitlines() if "Usage:" in line]
+    assert usage.startswith(f"Usage: depthlens {verb} [OPTIONS]"), usage
+    assert not re.search(r"[{}<>]", usage), usage
+    assert "<list[" not in result.stdout
+
+
+def test_the_usage_lines_name_the_arguments(runs):
+    usage = {
+        verb: next(
+            line.strip()
+            for line in _forked(runs, f"{verb} help").stdout.splitlines()
+            if "Usage:" in line
+        )
+        for verb in ("predict", "effect", "convert", "train", "pseudo-label")
+    }
+    assert usage == {
+        "predict": "Usage: depthlens predict [OPTIONS] INPUTS...",
+        "effect": "Usage: depthlens effect [OPTIONS] NAME INPUT",
+        "convert": "Usage: depthlens convert [OPTIONS] CHECKPOINT",
+        "train": "Usage: depthlens train [OPTIONS] CONFIG",
+        "pseudo-label": "Usage: depthlens pseudo-label [OPTIONS] INPUTS...",
+    }

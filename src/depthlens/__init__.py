@@ -14,13 +14,22 @@ from pathlib import Path
 from depthlens.errors import DepthlensError, UnknownModelError
 from depthlens.geometry.camera import Camera
 from depthlens.io.images import Image, ImageSource, load_image
+from depthlens.models.download import Downloaded, download
 from depthlens.models.estimator import DepthResult, Estimator, pick_device
-from depthlens.models.registry import MODELS, get_spec, spec_for_export, spec_for_official_file
+from depthlens.models.registry import (
+    DEFAULT_MODEL,
+    FALLBACK_MODEL,
+    MODELS,
+    get_spec,
+    spec_for_export,
+    spec_for_official_file,
+)
 from depthlens.models.spec import ModelSpec
 from depthlens.models.weights import (
     WeightsLocation,
     build_network,
     classify_path,
+    find_default_weights,
     find_weights,
     read_converted_config,
 )
@@ -28,14 +37,17 @@ from depthlens.pipeline import InputResult, PredictReport, predict_files
 
 __all__ = [
     "DEFAULT_MODEL",
+    "FALLBACK_MODEL",
     "MODELS",
     "Camera",
     "DepthResult",
     "DepthlensError",
+    "Downloaded",
     "Estimator",
     "Image",
     "InputResult",
     "PredictReport",
+    "download",
     "estimate",
     "load_image",
     "load_model",
@@ -43,14 +55,18 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-# The model that ships inside the package (trained by depthlens' own pipeline).
-DEFAULT_MODEL = "depthlens-small"
-
 _CACHE: dict[tuple[str, str, str], Estimator] = {}
 
 
-def _resolve(model: str | Path, weights: str | Path | None) -> tuple[ModelSpec, WeightsLocation]:
-    """The zoo row and weights location for a model name or a path to weights."""
+def _resolve(
+    model: str | Path | None, weights: str | Path | None
+) -> tuple[ModelSpec, WeightsLocation]:
+    """The zoo row and weights location for a model name or a path to weights; for no
+    model, the default (DEFAULT_MODEL, else the bundled FALLBACK_MODEL)."""
+    if model is None:
+        if weights is None:
+            return find_default_weights()
+        model = DEFAULT_MODEL
     name = str(model)
     if name in MODELS:
         spec = MODELS[name]
@@ -71,11 +87,14 @@ def _resolve(model: str | Path, weights: str | Path | None) -> tuple[ModelSpec, 
 
 
 def load_model(
-    model: str | Path = DEFAULT_MODEL,
+    model: str | Path | None = None,
     weights: str | Path | None = None,
     device: str = "auto",
 ) -> Estimator:
     """An Estimator for a zoo name (see ``depthlens.MODELS``) or a path to weights.
+
+    Without ``model``: DEFAULT_MODEL (Depth Anything V2 small) when its weights are
+    here or can be downloaded, else the bundled FALLBACK_MODEL with a one-line notice.
 
     ``weights`` is an official checkpoint, a safetensors file, a folder written by
     ``depthlens convert`` or a Hugging Face model folder; without it the weights are
@@ -92,7 +111,7 @@ def load_model(
 
 def estimate(
     image: ImageSource | Image,
-    model: str | Path = DEFAULT_MODEL,
+    model: str | Path | None = None,
     weights: str | Path | None = None,
     device: str = "auto",
 ) -> DepthResult:

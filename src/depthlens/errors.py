@@ -40,6 +40,34 @@ class WeightsError(DepthlensError):
     exit_code = 2
 
 
+class MissingWeightsError(WeightsError):
+    """No weights for a model on this machine, and none could be downloaded.
+
+    ``str()`` speaks to Python callers (``weights=PATH``); ``cli_message`` says the
+    same to the command line (``--weights PATH``), where ``depthlens`` prints it;
+    ``why`` is the reason a download failed, when one was tried.
+    """
+
+    def __init__(self, message: str, cli_message: str, why: str | None = None) -> None:
+        super().__init__(message)
+        self.cli_message = cli_message
+        self.why = why  # why a download did not get them, when one was tried
+
+    def __reduce__(self) -> tuple[type[MissingWeightsError], tuple[str, str, str | None]]:
+        return type(self), (str(self), self.cli_message, self.why)
+
+
+class DownloadError(WeightsError):
+    """Weights that could not be downloaded: which model, from where, and why."""
+
+    def __init__(self, model: str, source: str, reason: str) -> None:
+        super().__init__(f"Could not download {model} from {source}: {reason}.")
+        self.model, self.source, self.reason = model, source, reason
+
+    def __reduce__(self) -> tuple[type[DownloadError], tuple[str, str, str]]:
+        return type(self), (self.model, self.source, self.reason)
+
+
 class UnknownModelError(DepthlensError):
     """A model name that is not in the zoo and not a path."""
 

@@ -2,14 +2,15 @@
 and videos on disk to depth files written under an output folder.
 
 The CLI's ``depthlens predict``, and every batch engine after it, call it and report
-what it returns; none has a loop over files of its own. It finds the inputs, loads the
-model, reads and predicts images in batches (``Estimator.predict_images``), writes each
-image's files atomically (``io.depth_files``), its point cloud or mesh
-(``geometry.pointcloud``) and its sidecar JSON, and streams videos through
-``video.stream.predict_video``. One input's failure (a missing or corrupt file, a
-camera that does not fit it, the network running out of memory, a write error) is
-that input's ``InputResult.error``, one sentence, and the run goes on; only mistakes in
-the arguments themselves (``UsageError``, ``WeightsError``) stop it, before any work.
+what it returns; none has a loop over files of its own. It finds the inputs (files,
+folders, globs, http(s) URLs and ``-`` for standard input), loads the model, reads and
+predicts images in batches (``Estimator.predict_images``), writes each image's files
+atomically (``io.depth_files``), its point cloud or mesh (``geometry.pointcloud``) and
+its sidecar JSON, and streams videos through ``video.stream.predict_video``. One
+input's failure (a missing or corrupt file, an unreachable URL, a camera that does not
+fit it, the network running out of memory, a write error) is that input's
+``InputResult.error``, one sentence, and the run goes on; only mistakes in the
+arguments themselves (``UsageError``, ``WeightsError``) stop it, before any work.
 
 >>> report = predict_files(["photos/"], "out/", formats=("color", "npy"))  # doctest: +SKIP
 >>> report.done, report.failed                                            # doctest: +SKIP
@@ -42,6 +43,7 @@ from depthlens.io.outputs import (
     write_geometry,
     write_outputs,
 )
+from depthlens.io.remote import STDIN, is_url, read_stdin, url_file_name
 from depthlens.models.estimator import DepthResult, Estimator
 from depthlens.models.weights import weights_sha256
 from depthlens.viz.colormaps import COLORMAPS
@@ -67,6 +69,9 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 CameraFactory = Callable[[int, int], Camera]
+# Where one image comes from: a file, or (a str) a URL or "-" for standard input, kept
+# as the user wrote it (Path("https://host/a.jpg") would fold the "//").
+Source = Path | str
 
 LOSSLESS = ("png16", "npz", "none")
 
@@ -152,22 +157,27 @@ class Sink(Protocol):
     """Where ``predict_files`` puts each image's depth: files beside a stem (the default,
     ``DepthFiles``), or another layout (``train.pseudo_label.PseudoLabelFolder``).
 
-    ``plan`` gets the images found, as ``(path, path relative to its input folder)``,
+    ``plan`` gets the images found, as ``(source, path relative to its input folder)``,
     and returns those to predict with the key ``write`` will get (an output stem, a
     sample name), and those to skip (done by an earlier run); it raises ``UsageError``
     or ``OutputError`` for a layout that cannot work, before any prediction. ``write``
     writes one image's outputs and returns their paths; ``flush`` runs after each batch.
     ``takes_videos``: whether named video files are streamed (else read as images).
+
+    A source is a ``Source``: a ``Path``, or the ``str`` of a URL or ``-`` (its
+    relative path is then the URL's file name, ``url-N`` or ``stdin``); a sink uses
+    ``str(source)`` to name it. (The methods take ``Any`` so that sinks annotated for
+    paths alone still fit.)
     """
 
     @property
     def takes_videos(self) -> bool: ...
 
     def plan(
-        self, found: list[tuple[Path, PurePath]], root: Path
-    ) -> tuple[list[tuple[Path, Any]], list[Path]]: ...
+        self, found: list[tuple[Any, PurePath]], root: Path
+    ) -> tuple[list[tuple[Any, Any]], list[Any]]: ...
 
-    def write(self, path: Path, key: Any, image: Image, result: DepthResult) -> InputResult: ...
+    def write(self, path: Any, key: Any, image: Image, result: DepthResult) -> InputResult: ...
 
     def flush(self) -> None: ...
 
@@ -176,7 +186,7 @@ def predict_files(
     inputs: Sequence[PathLike] | PathLike,
     output_dir: PathLike,
     *,
-    model: str | Path | Estimator = "depthlens-small",
+    model: str | Path | Estimator | None = None,
     weights: PathLike | None = None,
     device: str = "auto",
     formats: Sequence[str] = ("color", "png16"),
@@ -199,26 +209,32 @@ def predict_files(
     """Predict the depth of image and video files and write it under ``output_dir``.
 
     ``inputs`` are files, folders (their images; below them too when ``recursive``),
-    glob patterns, and video files (``.mp4``, ``.mov``, ``.mkv``, ``.avi``, ``.webm``;
-    a ``.gif`` is read as a photo). Each image ``a/photo.jpg`` found under a named
-    folder gets ``output_dir/a/photo`` + ``SUFFIXES[fmt]`` for each of ``formats``
-    (``OUTPUT_FORMATS``), a ``-side.png`` panel with ``side_by_side``, and
-    ``photo-depth.json``: the sidecar (model, kind, units, size, camera and where it
-    came from, the files written). ``ply``/``mesh`` back-project through the camera:
-    ``camera(width, height)`` (from the user), else the image's EXIF one, else the
-    default; points beyond ``max_depth`` are dropped. ``align_to`` (one image only)
-    fits the depth to the metric points of a CSV/NPY file (``geometry.metric_points``)
-    and turns it into meters. Videos are streamed as ``VideoOptions`` says.
+    glob patterns, video files (``.mp4``, ``.mov``, ``.mkv``, ``.avi``, ``.webm``;
+    a ``.gif`` is read as a photo), ``http(s)://`` URLs of images (``str``s; fetched
+    by ``io.remote.fetch_url``, named after the URL's last path segment, else
+    ``url-N``) and ``"-"``: one image read from standard input, named ``stdin``. Each
+    image ``a/photo.jpg`` found under a named folder gets ``output_dir/a/photo`` +
+    ``SUFFIXES[fmt]`` for each of ``formats`` (``OUTPUT_FORMATS``), a ``-side.png``
+    panel with ``side_by_side``, and ``photo-depth.json``: the sidecar (model, kind,
+    units, size, camera and where it came from, the files written). ``ply``/``mesh``
+    back-project through the camera: ``camera(width, height)`` (from the user), else
+    the image's EXIF one, else the default; points beyond ``max_depth`` are dropped.
+    ``align_to`` (one image only) fits the depth to the metric points of a CSV/NPY file
+    (``geometry.metric_points``) and turns it into meters. Videos are streamed as
+    ``VideoOptions`` says.
 
     ``sink`` replaces those depth files by another layout (see ``Sink``); the format,
     colormap, geometry and alignment options are then unused.
 
-    ``model`` is a zoo name, a path to weights, or a loaded ``Estimator``. Images are
+    ``model`` is a zoo name, a path to weights, or a loaded ``Estimator``; None is the
+    default model (``depthlens.load_model``). Images are
     predicted ``batch_size`` at a time; a batch that fails is retried one image at a
     time. ``on_result`` gets each input's ``InputResult`` as it is decided,
-    ``on_progress(done, total)`` counts images, ``on_video_progress(path, frames,
-    total)`` a video's frames. Raises ``UsageError`` (bad formats, colormap, options,
-    or nothing found at all) or ``WeightsError`` before any output is written.
+    ``on_progress(done, total)`` counts images (from before the first),
+    ``on_video_progress(path, frames, total)`` a video's frames (``(path, 0, None)`` as
+    it starts; ``total`` is None while unknown). Raises ``UsageError`` (bad formats,
+    colormap, options, or nothing found at all) or ``WeightsError`` before any output
+    is written.
     """
     chosen = parse_formats(formats)
     mesh_format = mesh_format.strip().lower().lstrip(".")
@@ -227,8 +243,12 @@ def predict_files(
         aligned = Path(align_to) if align_to is not None else None
         sink = DepthFiles(chosen, colormap, side_by_side, max_depth, normals, mesh_format, aligned)
     listed = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
-    videos = [Path(p) for p in listed if sink.takes_videos and is_video_input(Path(p))]
-    patterns = [str(p) for p in listed if Path(p) not in videos]
+    videos = [
+        Path(p)
+        for p in listed
+        if sink.takes_videos and not _is_remote(p) and is_video_input(Path(p))
+    ]
+    patterns = [str(p) for p in listed if _is_remote(p) or Path(p) not in videos]
     root = Path(output_dir).resolve()
     if root.exists() and not root.is_dir():
         raise OutputError(f"{output_dir} is a file; the outputs need a folder (-o FOLDER).")
@@ -258,11 +278,13 @@ def predict_files(
     report.model, report.weights = estimator.name, estimator.weights
     done = len(skipped)
     total = len(items) + len(skipped)
+    if items:  # the count, and the clock of the rate, start before the first batch
+        _report_progress(on_progress, done, total)
     for batch in _chunks(items, max(1, batch_size)):
-        loaded: list[tuple[Path, Any, Image]] = []
+        loaded: list[tuple[Source, Any, Image]] = []
         for path, key in batch:
             try:
-                image = load_image(path, max_pixels)
+                image = _load(path, max_pixels)
                 if camera is not None:
                     image = replace(image, camera=camera(image.width, image.height))
                 loaded.append((path, key, image))
@@ -310,14 +332,24 @@ def _check_options(
 
 def _find(
     patterns: list[str], recursive: bool
-) -> tuple[list[tuple[Path, PurePath]], list[InputResult], list[str]]:
-    """The image files the patterns name, a failed result for each pattern that names
-    none, and every input's name in the order the report lists them."""
-    found: list[tuple[Path, PurePath]] = []
-    seen: set[tuple[Path, PurePath]] = set()  # a folder of a million files: no list scans
+) -> tuple[list[tuple[Source, PurePath]], list[InputResult], list[str]]:
+    """The image files the patterns name (URLs and "-" as they are), a failed result for
+    each pattern that names none, and every input's name in the order the report lists
+    them."""
+    found: list[tuple[Source, PurePath]] = []
+    seen: set[tuple[Source, PurePath]] = set()  # a folder of a million files: no list scans
     failed: list[InputResult] = []
     order: list[str] = []
+    urls = 0
     for pattern in patterns:
+        if _is_remote(pattern):
+            urls += pattern != STDIN
+            name = "stdin" if pattern == STDIN else url_file_name(pattern) or f"url-{urls}"
+            if (pattern, PurePath(name)) not in seen:
+                seen.add((pattern, PurePath(name)))
+                found.append((pattern, PurePath(name)))
+                order.append(pattern)
+            continue
         try:
             matches = find_images([pattern], recursive=recursive)
         except ImageError as exc:
@@ -331,16 +363,32 @@ def _find(
     return found, failed, order
 
 
-def _estimator(model: str | Path | Estimator, weights: PathLike | None, device: str) -> Estimator:
-    """A loaded model as given (anything with ``predict_images``), else ``load_model``."""
-    if not isinstance(model, str | os.PathLike):
+def _estimator(
+    model: str | Path | Estimator | None, weights: PathLike | None, device: str
+) -> Estimator:
+    """A loaded model as given (anything with ``predict_images``), else ``load_model``
+    (None: the default model)."""
+    if model is not None and not isinstance(model, str | os.PathLike):
         return model
     import depthlens
 
     return depthlens.load_model(model, Path(weights) if weights is not None else None, device)
 
 
-def _chunks(items: list[tuple[Path, Any]], size: int) -> Iterator[list[tuple[Path, Any]]]:
+def _is_remote(text: object) -> bool:
+    """A URL or "-" (standard input): a ``str`` input that is not a file's path."""
+    return isinstance(text, str) and (text == STDIN or is_url(text))
+
+
+def _load(source: Source, max_pixels: int) -> Image:
+    """One input's image: read from its file, fetched from its URL, or read from
+    standard input."""
+    if source == STDIN:
+        return load_image(read_stdin(), max_pixels, name="standard input")
+    return load_image(source, max_pixels)  # a str URL stays a str: load_image fetches it
+
+
+def _chunks(items: list[tuple[Source, Any]], size: int) -> Iterator[list[tuple[Source, Any]]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -384,8 +432,8 @@ class DepthFiles:
     takes_videos: bool = True
 
     def plan(
-        self, found: list[tuple[Path, PurePath]], root: Path
-    ) -> tuple[list[tuple[Path, Any]], list[Path]]:
+        self, found: list[tuple[Source, PurePath]], root: Path
+    ) -> tuple[list[tuple[Source, Any]], list[Source]]:
         """Every image, with its output stem under ``root`` (never outside it)."""
         stems = output_stems([relative for _, relative in found])
         items = [(path, root / stem) for (path, _), stem in zip(found, stems, strict=True)]
@@ -397,7 +445,7 @@ class DepthFiles:
     def flush(self) -> None:
         """Nothing to do: every file is complete when written."""
 
-    def write(self, path: Path, key: Any, image: Image, result: DepthResult) -> InputResult:
+    def write(self, path: Source, key: Any, image: Image, result: DepthResult) -> InputResult:
         """The files of one predicted image, or the one-sentence reason they are not."""
         stem = Path(key)
         alignment: dict[str, object] = {}
@@ -463,6 +511,8 @@ def _predict_video(
     """One video through ``video.stream.predict_video``; a failure is its result."""
     from depthlens.video.stream import predict_video
 
+    if on_progress is not None:  # it starts now; the frame count comes with the first frames
+        on_progress(path, 0, None)
     try:
         written: VideoDepthOutputs = predict_video(
             estimator,

@@ -163,3 +163,20 @@ def test_convert_video_of_a_whole_video_is_not_truncated(tmp_path):
         False,
         6,
     )
+
+
+def test_still_effects_report_their_steps(scene):
+    rgb, depth = scene
+    settings = EffectSettings(frames=7, aperture=6)
+    calls: list[tuple[int, int]] = []
+    frames = parallax_animation(rgb, depth, "metric", settings, lambda *c: calls.append(c))
+    assert calls == []  # lazily: a frame is counted as it is rendered
+    next(frames)
+    assert calls == [(1, 7)]
+    assert len(list(frames)) == 6 and calls == [(k, 7) for k in range(1, 8)]
+    calls.clear()
+    render_still("bokeh", rgb, depth, "metric", settings, on_progress=lambda *c: calls.append(c))
+    assert calls and calls[-1][0] == calls[-1][1] == len(calls)  # bokeh's depth slabs
+    calls.clear()
+    render_still("stereo", rgb, depth, "metric", settings, on_progress=lambda *c: calls.append(c))
+    assert calls == []  # one step: nothing to count

@@ -172,3 +172,18 @@ def test_bad_inputs_raise_value_error(change, message):
     args = {"rgb": rgb, "depth": depth, "kind": "metric"} | change
     with pytest.raises(ValueError, match=message):
         lens_blur(**args)
+
+
+def test_progress_counts_every_depth_slab_and_changes_nothing():
+    rgb, depth = two_planes(3)
+    calls: list[tuple[int, int]] = []
+    counted = lens_blur(rgb, depth, "metric", aperture=8, on_progress=lambda *c: calls.append(c))
+    plain = lens_blur(rgb, depth, "metric", aperture=8)
+    np.testing.assert_array_equal(counted.image, plain.image)
+    # One call per slab from the far end to the near one, empty slabs included.
+    slabs = calls[0][1]
+    assert slabs > 2 and calls == [(done, slabs) for done in range(1, slabs + 1)]
+    # Nothing out of focus: nothing to count.
+    calls.clear()
+    lens_blur(rgb, depth, "metric", aperture=0, on_progress=lambda *c: calls.append(c))
+    assert calls == []

@@ -7,6 +7,7 @@ import csv
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +20,11 @@ from depthlens.eval.protocol import kb_crop_item, protocol_for, score_prediction
 from depthlens.eval.run import (
     evaluate_dataset,
     markdown_table,
+    panel_dir,
     prediction_cache_dir,
     write_reports,
 )
+from depthlens.eval.vis import caption_height
 from depthlens.io.rgbd import write_rgbd_folder
 from depthlens.synth.render import render_batch
 
@@ -193,20 +196,24 @@ def test_panels_are_written_per_scored_item_and_agree_with_the_cache(scenes, tmp
     model = CountingModel(dataset, "relative_inverse", lambda d: 2.0 / d + 0.1)
     protocol = protocol_for("folder")
     cache = tmp_path / "cache"
-    evaluate_dataset(model, dataset, protocol, cache=cache, save_vis=tmp_path / "a")  # type: ignore[arg-type]
-    folder = prediction_cache_dir(tmp_path / "a", model, dataset)  # type: ignore[arg-type]
-    assert folder.parent == tmp_path / "a" / "oracle-relative_inverse"
+    first = evaluate_dataset(model, dataset, protocol, cache=cache, save_vis=tmp_path / "a")  # type: ignore[arg-type]
+    folder = panel_dir(tmp_path / "a", model, dataset)  # type: ignore[arg-type]
+    assert folder == tmp_path / "a" / "oracle-relative_inverse-folder-scenes" == first.panels
     names = [f"{dataset[i].name}.png" for i in range(len(dataset))]  # already safe names
     assert sorted(p.name for p in folder.iterdir()) == sorted(names)
+    strip = caption_height(64, 48)
     for index, name in enumerate(names):
         with Image.open(folder / name) as image:
-            assert image.mode == "RGB" and image.size == (4 * 64, 48)
-            np.testing.assert_array_equal(np.asarray(image)[:, :64], dataset[index].rgb)
+            assert image.mode == "RGB" and image.size == (4 * 64, strip + 48)
+            np.testing.assert_array_equal(np.asarray(image)[strip:, :64], dataset[index].rgb)
+    # The predictions are cached where they always were (the panels' folder is apart).
+    cached = prediction_cache_dir(cache, model, dataset)  # type: ignore[arg-type]
+    assert sorted(p.stem for p in cached.glob("*.npy")) == sorted(Path(n).stem for n in names)
     # From cached predictions, without predicting, the same panels.
     calls = CountingModel.calls
     evaluate_dataset(model, dataset, protocol, cache=cache, save_vis=tmp_path / "b")  # type: ignore[arg-type]
     assert CountingModel.calls == calls
-    again = prediction_cache_dir(tmp_path / "b", model, dataset)  # type: ignore[arg-type]
+    again = panel_dir(tmp_path / "b", model, dataset)  # type: ignore[arg-type]
     assert all((again / n).read_bytes() == (folder / n).read_bytes() for n in names)
     # Skipped items get no panel.
     skipped = evaluate_dataset(model, dataset, protocol, min_pixels=10**6, save_vis=tmp_path / "c")  # type: ignore[arg-type]
@@ -229,13 +236,13 @@ def test_cli_eval_save_vis(scenes, tmp_path, capsys):
         )
     captured = capsys.readouterr()
     assert info.value.code == 0, captured.err
-    (folder,) = (tmp_path / "r" / "vis" / "depthlens-small").iterdir()
-    assert folder.name.startswith("folder-")
+    (folder,) = (tmp_path / "r" / "vis").iterdir()
+    assert folder.name == "depthlens-small-folder-scenes"  # the model and the dataset
     panels = sorted(folder.iterdir())
-    assert len(panels) == 2 and f"wrote {tmp_path / 'r' / 'vis'}" in captured.err
+    assert len(panels) == 2 and f"wrote 2 panels to {folder}" in captured.err
     for panel in panels:
         with Image.open(panel) as image:
-            assert image.size == (4 * 64, 48)
+            assert image.size == (4 * 64, caption_height(64, 48) + 48)
 
 
 def test_cli_eval_save_vis_needs_an_output_folder(scenes, capsys):
@@ -297,6 +304,27 @@ def test_kb_crop_cuts_the_bottom_centre_before_predicting(tmp_path):
     full = evaluate_dataset(model, data, protocol_for("kitti"), cache=tmp_path / "cache")  # type: ignore[arg-type]
     assert model.shapes[2:] == [(375, 1242)] * 2 and full.means["n"] == 2
     assert len(list((tmp_path / "cache" / "ramp").iterdir())) == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "root", "kb_crop", "name"),
+    [
+        ("folder", "/data/scenes", False, "m-folder-scenes"),
+        ("nyu", "/data/nyu_depth_v2", False, "m-nyu_depth_v2"),  # the kind is in the name
+        ("kitti", "/data/KITTI", True, "m-KITTI-kb"),
+        ("eth3d", "/data/my eth3d (2024)", False, "m-my_eth3d_2024"),
+        ("folder", "/", False, "m-folder"),
+    ],
+)
+def test_panel_folders_are_named_by_model_and_dataset(tmp_path, kind, root, kb_crop, name):
+    @dataclass
+    class Named:
+        kind: str
+        root: str
+
+    model = ShapeRecordingModel()
+    model.name = "m"
+    assert panel_dir(tmp_path, model, Named(kind, root), kb_crop) == tmp_path / name  # type: ignore[arg-type]
 
 
 def test_cli_kb_crop_is_for_kitti_only(scenes, tmp_path, capsys):

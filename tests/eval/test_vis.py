@@ -8,9 +8,11 @@ import pytest
 
 from depthlens.eval.protocol import AlignedPair, prepare_prediction, protocol_for
 from depthlens.eval.vis import (
+    CAPTION_BACKGROUND,
     DEPTH_COLORMAP,
     ERROR_COLORMAP,
     UNSCORED_COLOR,
+    caption_height,
     evaluation_panel,
 )
 from depthlens.viz.colormaps import colormap_lut
@@ -27,7 +29,9 @@ def scene(seed=0):
 
 
 def tiles(panel):
-    return [panel[:, i * W : (i + 1) * W] for i in range(4)]
+    """The four tiles under the caption strip."""
+    top = panel.shape[0] - H
+    return [panel[top:, i * W : (i + 1) * W] for i in range(4)]
 
 
 def prepared(pred, gt, valid, alignment="none"):
@@ -39,8 +43,50 @@ def prepared(pred, gt, valid, alignment="none"):
 def test_panel_layout_and_rgb_tile():
     rgb, gt, valid = scene()
     panel = evaluation_panel(rgb, prepared(gt * 1.1, gt, valid))
-    assert panel.shape == (H, 4 * W, 3) and panel.dtype == np.uint8
+    assert panel.shape == (caption_height(W, H) + H, 4 * W, 3) and panel.dtype == np.uint8
     np.testing.assert_array_equal(tiles(panel)[0], rgb)
+
+
+@pytest.mark.parametrize(("width", "height"), [(32, 24), (320, 240), (640, 480), (1216, 352)])
+def test_each_tile_has_a_caption_above_it(width, height):
+    """A strip of text on the dark background above every tile, as high as
+    ``caption_height`` says (a fifth of the tile or less at real sizes), its text within
+    its own tile."""
+    rng = np.random.default_rng(7)
+    gt = rng.uniform(0.5, 10.0, (height, width))
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    panel = evaluation_panel(rgb, AlignedPair(gt, gt, np.ones_like(gt, bool), "depth"))
+    strip = caption_height(width, height)
+    assert 20 <= strip <= max(25, height // 5)
+    assert panel.shape == (strip + height, 4 * width, 3)
+    for index in range(4):
+        caption = panel[:strip, index * width : (index + 1) * width].astype(int)
+        background = (caption == CAPTION_BACKGROUND).all(axis=-1)
+        light = (caption > 150).all(axis=-1)  # the text, white and light grey
+        assert background.mean() > 0.5, index  # a strip, not a tile
+        assert light.sum() > 20, index  # with text in it
+        # Both lines are written: text in the upper half and in the lower half.
+        assert light[: strip // 2].any() and light[strip // 2 :].any(), index
+        # Nothing is drawn in the tile's last columns: no caption runs into the next.
+        assert background[:, -1].all(), index
+
+
+def test_the_captions_follow_the_space_and_the_range():
+    """The depth and disparity panels of one scene differ in the captions of the maps
+    (m or 1/m, and their ranges), not in that of the photo; a scene three times as far
+    has the same colours under other ranges."""
+    rgb, gt, valid = scene(6)
+    strip = caption_height(W, H)
+    depth = evaluation_panel(rgb, AlignedPair(gt, gt, valid, "depth"))
+    inverse = np.where(valid, 1.0 / gt, 0.0)
+    disparity = evaluation_panel(rgb, AlignedPair(inverse, inverse, valid, "disparity"))
+    farther = evaluation_panel(rgb, AlignedPair(gt * 3.0, gt * 3.0, valid, "depth"))
+    for other in (disparity, farther):
+        np.testing.assert_array_equal(depth[:strip, :W], other[:strip, :W])  # "RGB"
+        for index in (1, 2):  # prediction (m) 0.5-9 m, prediction (1/m) 0.11-2 1/m, ...
+            tile = slice(index * W, (index + 1) * W)
+            assert (depth[:strip, tile] != other[:strip, tile]).any(), index
+    np.testing.assert_array_equal(depth[strip:], farther[strip:])
 
 
 @pytest.mark.parametrize("alignment", ["none", "median"])

@@ -52,7 +52,7 @@ def test_png16_outputs_decode_to_the_prediction(clip: Path, tmp_path: Path) -> N
     )
     assert out.frames == FRAMES and out.fps == pytest.approx(12.0)
     assert out.truncated is False and out.expected_frames == FRAMES
-    assert progress == [(4, FRAMES), (8, FRAMES), (12, FRAMES)]
+    assert progress == [(0, FRAMES), (4, FRAMES), (8, FRAMES), (12, FRAMES)]  # total first
     assert model.batches == [4, 4, 4]
     assert out.colour == tmp_path / "out" / "walk-depth.mp4"
     assert out.lossless == tmp_path / "out" / "walk-depth"

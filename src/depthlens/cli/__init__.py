@@ -1,5 +1,6 @@
 """The ``depthlens`` command: one thin function per verb over the library, one module
-per group of verbs (``predict``, ``effect``, ``eval``, ``train``, ``serve``, ``models``).
+per group of verbs (``predict``, ``effect``, ``eval``, ``train``, ``serve``, ``models``,
+``download``).
 
 Errors the user can act on are printed as one sentence on stderr with a non-zero exit
 code (1: some inputs failed; 2: bad model, weights or arguments, including every error
@@ -14,14 +15,14 @@ from typing import Annotated, Any
 
 import click
 import typer
-from typer.core import TyperCommand
 
-from depthlens.cli import effect, eval, models, predict, serve, train
+from depthlens.cli import download, effect, eval, models, predict, serve, train
 from depthlens.cli.common import (
+    PlainUsageCommand,
     _quiet_library_warnings,
     _usage_message,
     err,
-    out,
+    say,
     set_verbosity,
     verbosity,
 )
@@ -55,7 +56,7 @@ def _version() -> str:
 
 def _print_version(value: bool) -> None:
     if value:
-        out.print(f"depthlens {_version()}", highlight=False)
+        say(f"depthlens {_version()}")
         raise typer.Exit()
 
 
@@ -92,7 +93,7 @@ def _global_options(
         logging.captureWarnings(False)  # main() captured them; let them print
 
 
-class _Verb(TyperCommand):
+class _Verb(PlainUsageCommand):
     """A verb that quiets the libraries' own output just before it runs: after its
     arguments are parsed, so ``--help`` and usage errors never import transformers."""
 
@@ -111,6 +112,7 @@ class _Verb(TyperCommand):
 for _name, _function in (
     ("predict", predict.predict),
     ("models", models.list_models),
+    ("download", download.download),
     ("convert", models.convert),
     ("demo", models.demo),
     ("effect", effect.effect),
@@ -123,14 +125,31 @@ for _name, _function in (
     app.command(_name, cls=_Verb)(_function)
 
 
+class _Notices(logging.Handler):
+    """The library's notices on the ``depthlens`` logger (the default model's fallback, a
+    non-commercial licence) as plain stderr lines, even under ``--quiet``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(record.getMessage(), markup=False)
+
+
+def _show_notices() -> None:
+    notices = logging.getLogger("depthlens")
+    if not any(isinstance(handler, _Notices) for handler in notices.handlers):
+        notices.addHandler(_Notices(logging.WARNING))
+    notices.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and an exit code."""
     set_verbosity()  # the callback sets it again for this run's options
     _quiet_library_warnings()
+    _show_notices()
     try:
         code = app(args=argv, prog_name="depthlens", standalone_mode=False)
     except DepthlensError as exc:
-        err.print(f"error: {exc}", markup=False)
+        # some errors say it twice: for Python (weights=) and for this command (--weights)
+        err.print(f"error: {getattr(exc, 'cli_message', None) or exc}", markup=False)
         sys.exit(exc.exit_code)
     except (typer.Exit, click.exceptions.Exit) as exc:
         sys.exit(exc.exit_code)

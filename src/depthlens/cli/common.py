@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,9 +22,10 @@ from rich.progress import (
     ProgressColumn,
     Task,
     TextColumn,
-    TimeRemainingColumn,
+    TimeElapsedColumn,
 )
 from rich.text import Text
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from depthlens.errors import UsageError
 from depthlens.geometry.camera import MAX_FOV_DEG, MIN_FOV_DEG, Camera
@@ -54,6 +56,11 @@ def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
     verbosity.quiet, verbosity.verbose, verbosity.traced = quiet, verbose, None
 
 
+def say(line: str) -> None:
+    """A result line on stdout (``wrote …``, a summary), never wrapped or read as markup."""
+    out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 def info(message: str) -> None:
     """An informational stderr line (``wrote PATH``), hidden by ``--quiet``."""
     if not verbosity.quiet:
@@ -61,7 +68,15 @@ def info(message: str) -> None:
 
 
 # Options that predict, eval and pseudo-label share.
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Zoo name or weights path.")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Zoo name or weights path [default: depth-anything-v2-small where its weights are "
+        "here or can be downloaded, else the bundled depthlens-small].",
+    ),
+]
 WeightsOption = Annotated[
     Path | None, typer.Option(help="Checkpoint file or folder for the model.")
 ]
@@ -146,10 +161,20 @@ def _user_camera(
 
 
 def _progress_bar(
-    label: str, with_rate: bool = True, unit: str = "img/s", with_eta: bool = False
+    label: str,
+    with_rate: bool = True,
+    unit: str = "img/s",
+    with_eta: bool = False,
+    with_elapsed: bool = False,
 ) -> Progress:
     """The stderr progress bar of the batch commands (hidden when stderr is no terminal,
-    and by ``--quiet``)."""
+    and by ``--quiet``).
+
+    The rate and the time left are those of the whole task so far: items done over the
+    time since the task began (``add_task(..., started=time.monotonic())`` when the work
+    began before the task was added), never rich's estimate over its latest updates,
+    which a batch of items finishing at once makes hundreds of times too high.
+    """
     columns: list[ProgressColumn | str] = [
         TextColumn(f"[bold]{label}[/bold]"),
         BarColumn(),
@@ -158,19 +183,101 @@ def _progress_bar(
     if with_rate:
         columns.append(_RateColumn(unit))
     if with_eta:
-        columns.append(TimeRemainingColumn())
+        columns.append(_TimeLeftColumn())
+    if with_elapsed:
+        columns.append(TimeElapsedColumn())
     hidden = verbosity.quiet or not err.is_terminal
     return Progress(*columns, console=err, transient=True, disable=hidden)
 
 
+def _task_seconds(task: Task) -> float | None:
+    """Seconds the task has run: from its ``started`` field (a ``time.monotonic()``, the
+    Progress's clock) or else from when it was added, to its finish or now."""
+    if task.start_time is None:
+        return None
+    started = float(task.fields.get("started", task.start_time))
+    if task.finished_time is not None:  # the task's own seconds when it reached its total
+        return task.finished_time + (task.start_time - started)
+    end = task.stop_time if task.stop_time is not None else task.get_time()
+    return end - started
+
+
+def task_rate(task: Task) -> float | None:
+    """Items per second over the whole task: the items done in it (``completed`` less its
+    ``done_before`` field, items an earlier run did) over its seconds; None before the
+    first item."""
+    seconds = _task_seconds(task)
+    done = task.completed - float(task.fields.get("done_before", 0))
+    if done <= 0 or not seconds or seconds <= 0:
+        return None
+    return done / seconds
+
+
 class _RateColumn(ProgressColumn):
+    """``0.60 img/s``: the task's items over its seconds (``task_rate``)."""
+
     def __init__(self, unit: str = "img/s") -> None:
         super().__init__()
         self.unit = unit
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.2f} {self.unit}" if speed else f"-- {self.unit}")
+        rate = task_rate(task)
+        return Text(f"{rate:.2f} {self.unit}" if rate else f"-- {self.unit}")
+
+
+class _TimeLeftColumn(ProgressColumn):
+    """``0:01:05`` left: the items to go at the task's rate so far (``task_rate``)."""
+
+    def render(self, task: Task) -> Text:
+        rate = task_rate(task)
+        if task.total is None:
+            return Text("")
+        if not rate:
+            return Text("-:--:--", style="progress.remaining")
+        minutes, seconds = divmod(int(max(task.total - task.completed, 0) / rate), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+
+class PlainUsageCommand(TyperCommand):
+    """A verb whose usage line and help read as a shell's and as the verb's docstring:
+    ``depthlens effect [OPTIONS] NAME INPUT``, ``INPUTS...``, a type of ``<str>`` for a
+    repeatable value, where typer 0.29 writes ``{NAME} {INPUT}``, ``{INPUTS}...`` and
+    ``<list[str]>``.
+
+    typer builds its parameters itself and offers no hook for their display, so each
+    is given the class below, which only changes how it is shown (same state, same
+    parsing); ``tests/test_cli_usage.py`` checks every verb's help, so a typer release
+    that renames these methods fails there.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _PlainArgument
+            elif type(param) is TyperOption:
+                param.__class__ = _PlainOption
+
+
+def _plain_type(shown: str) -> str:
+    """``<list[str]>`` -> ``<str>``: a repeatable value's own type (the help says it
+    repeats; an argument's name ends in ``...``)."""
+    return re.sub(r"^<list\[(.*)\]>$", r"<\1>", shown)
+
+
+class _PlainArgument(TyperArgument):
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name if self.nargs == 1 or name.endswith("...") else f"{name}..."
+
+    def display_type(self, ctx: Any) -> str:
+        return _plain_type(super().display_type(ctx))
+
+
+class _PlainOption(TyperOption):
+    def display_type(self, ctx: Any) -> str:
+        return _plain_type(super().display_type(ctx))
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -6,12 +6,14 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
+from rich.progress import Progress, TaskID
 
 from depthlens.cli.common import (
     AllowTruncatedOption,
@@ -27,7 +29,7 @@ from depthlens.cli.common import (
     _progress_bar,
     _user_camera,
     info,
-    out,
+    say,
 )
 from depthlens.cli.predict import truncated_warning
 from depthlens.errors import ImageError, UsageError
@@ -40,7 +42,9 @@ STILL_SUFFIXES = (".png", ".jpg", ".jpeg")  # what depthlens effect writes a pho
 
 
 def effect(
-    name: Annotated[str, typer.Argument(help="bokeh, parallax, stereo or obstacle.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="bokeh, parallax, stereo or obstacle.")
+    ],
     source: Annotated[Path, typer.Argument(metavar="INPUT", help="A photo or a video.")],
     output: Annotated[
         Path,
@@ -51,7 +55,7 @@ def effect(
             ".mp4 or .gif for parallax and for any effect of a video.",
         ),
     ],
-    model: ModelOption = "depthlens-small",
+    model: ModelOption = None,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
     max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
@@ -162,7 +166,6 @@ def effect(
         reports: list[dict[str, object]] = []
         progress = _progress_bar(name, unit="frames/s", with_eta=True)
         with progress:
-            task = progress.add_task(name, total=None)
             written = convert_video(
                 estimator,
                 name,
@@ -175,16 +178,15 @@ def effect(
                 on_report=(lambda i, r: reports.append({"frame": i, **r}))
                 if name == "obstacle"
                 else None,
-                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                on_progress=_frames_task(progress, name, time.monotonic()),
             )
         if reports:
             lines = "".join(json.dumps(report) + "\n" for report in reports)
             write_bytes(output.with_suffix(".jsonl"), lines.encode())
         elapsed = time.perf_counter() - start
-        out.print(
+        say(
             f"{name}: {written.frames} frames -> {output} in {elapsed:.1f} s "
-            f"({written.frames / max(elapsed, 1e-9):.2f} frames/s) with {estimator.name}",
-            highlight=False,
+            f"({written.frames / max(elapsed, 1e-9):.2f} frames/s) with {estimator.name}"
         )
         if written.truncated:
             truncated_warning(source, written.frames, written.expected_frames)
@@ -195,13 +197,28 @@ def effect(
     if user_camera is not None:
         image = replace(image, camera=user_camera(image.width, image.height))
     result = estimator.predict(image)
-    if name == "parallax":
-        count = write_video(
-            output, parallax_animation(image.rgb, result.depth, result.kind, settings), fps or 30.0
-        )
-        out.print(f"parallax: {count} frames -> {output}", highlight=False)
+    # The effect's own steps: parallax's frames, bokeh's depth slabs; the others only
+    # show the time going by.
+    clip = name == "parallax"
+    progress = _progress_bar(
+        name, with_rate=clip, unit="frames/s", with_eta=clip, with_elapsed=not clip
+    )
+    with progress:
+        task = progress.add_task(name, total=loop if clip else None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        if clip:
+            frames_out = parallax_animation(image.rgb, result.depth, result.kind, settings, advance)
+            count = write_video(output, frames_out, fps or 30.0)
+        else:
+            still = render_still(
+                name, image.rgb, result.depth, result.kind, settings, on_progress=advance
+            )
+    if clip:
+        say(f"parallax: {count} frames -> {output}")
         return
-    still = render_still(name, image.rgb, result.depth, result.kind, settings)
     _write_still(output, still.image)
     if name == "obstacle":
         report = {"model": result.model, "kind": result.kind, **still.report}
@@ -209,7 +226,26 @@ def effect(
         sys.stdout.write(json.dumps(report) + "\n")  # one line, for pipes (no wrapping)
         info(f"wrote {output} and {output.with_suffix('.json')}")
         return
-    out.print(f"{name}: {output}", highlight=False)
+    say(f"{name}: {output}")
+
+
+def _frames_task(
+    progress: Progress, label: str, started: float
+) -> Callable[[int, int | None], None]:
+    """``on_progress(done, total)`` of a video: the first call that knows the frame count
+    (or has frames done) adds the task, timed from ``started`` (``time.monotonic()``
+    before the video was opened), so the bar opens with its real total and its rate
+    counts the first frames' time."""
+    tasks: list[TaskID] = []
+
+    def update(done: int, total: int | None) -> None:
+        if not tasks:
+            if total is None and done == 0:
+                return
+            tasks.append(progress.add_task(label, total=total, started=started))
+        progress.update(tasks[0], completed=done, total=total)
+
+    return update
 
 
 def _parse_point(text: str) -> tuple[int, int]:

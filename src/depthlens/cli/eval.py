@@ -61,7 +61,9 @@ def evaluate(
     save_vis: Annotated[
         bool,
         typer.Option(
-            "--save-vis", help="Write RGB | prediction | ground truth | error panels to OUTPUT/vis."
+            "--save-vis",
+            help="Write captioned RGB | prediction | ground truth | error panels to "
+            "OUTPUT/vis/MODEL-DATASET.",
         ),
     ] = False,
 ) -> None:
@@ -104,7 +106,7 @@ def evaluate(
     if scoring is not None:  # explicit --alignment / --silog win over the recipe's
         alignment = alignment or scoring.alignment
         silog = silog or scoring.silog
-    names = models or [depthlens.DEFAULT_MODEL]
+    names: list[str | None] = list(models) if models else [None]  # None: the default model
     if weights is not None and len(names) > 1:
         raise UsageError("--weights names one checkpoint, so it takes a single --model.")
     estimators = [depthlens.load_model(name, weights, device=device) for name in names]
@@ -139,5 +141,6 @@ def evaluate(
     if output is not None:
         for path in write_reports(results, output):
             info(f"wrote {path}")
-        if save_vis and any(result.rows for result in results):
-            info(f"wrote {output / 'vis'}")
+        for result in results:
+            if result.panels is not None:
+                info(f"wrote {len(result.rows)} panels to {result.panels}")

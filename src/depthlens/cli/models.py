@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from depthlens.cli.common import out
+from depthlens.cli.common import out, say
 from depthlens.errors import UsageError
 from depthlens.io.depth_files import write_png
 from depthlens.io.images import load_image
@@ -49,7 +49,9 @@ def list_models() -> None:
 
 
 def convert(
-    checkpoint: Annotated[Path, typer.Argument(help="An official .pt/.pth checkpoint.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(metavar="CHECKPOINT", help="An official .pt/.pth checkpoint.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")],
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Zoo name (guessed from the file name).")
@@ -65,10 +67,9 @@ def convert(
     location = classify_path(checkpoint)
     network = build_network(spec, location)
     save_converted(spec, network, output)
-    out.print(
+    say(
         f"Wrote {spec.name} to {output} (model.safetensors, depthlens.json); "
-        f"load it with depthlens.load_model('{output}').",
-        highlight=False,
+        f"load it with depthlens.load_model('{output}')."
     )
 
 
@@ -78,9 +79,13 @@ def demo(
     ),
 ) -> None:
     """Render a demo scene, predict its depth with the default model, write the results
-    (heatmap, photo | heatmap panel, a depth-of-field blur and an anaglyph)."""
+    (heatmap, photo | heatmap panel, a depth-of-field blur and an anaglyph).
+
+    The demo never downloads: it uses the default model where its weights are already
+    here, else the bundled one."""
     import depthlens
     from depthlens.errors import WeightsError
+    from depthlens.models.weights import find_default_weights
     from depthlens.synth.demo import demo_scene
 
     output.mkdir(parents=True, exist_ok=True)
@@ -88,9 +93,10 @@ def demo(
     input_path = output / "input.png"
     write_png(input_path, scene)
     try:
-        estimator = depthlens.load_model()
+        spec, location = find_default_weights(download=False)
+        estimator = depthlens.load_model(spec.name, location.path)
     except WeightsError as exc:
-        out.print(f"Demo input written to {input_path}. No depth predicted: {exc}", highlight=False)
+        say(f"Demo input written to {input_path}. No depth predicted: {exc}")
         return
     result = estimator.predict(scene)
     image = load_image(input_path)
@@ -105,11 +111,8 @@ def demo(
     ):
         still = render_still(name, scene, result.depth, result.kind, settings)
         paths.append(write_png(output / f"input-{label}.png", still.image))
-    out.print(
-        f"Demo outputs: input {input_path}, " + ", ".join(str(p) for p in paths), highlight=False
-    )
-    out.print(
+    say(f"Demo outputs: input {input_path}, " + ", ".join(str(p) for p in paths))
+    say(
         "Next: depthlens predict YOUR-PHOTO.jpg -o out/ (depthlens models lists the zoo; "
-        "the bundled model is only a layout prior on real photos).",
-        highlight=False,
+        "depthlens download depth-anything-v2-small gets real depth on photos)."
     )

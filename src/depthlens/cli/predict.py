@@ -7,6 +7,7 @@ what it returns: progress bars, one line per failed input, the summary, the exit
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +33,7 @@ from depthlens.cli.common import (
     _user_camera,
     err,
     info,
-    out,
+    say,
     show_trace,
 )
 from depthlens.geometry.camera import Camera
@@ -51,7 +52,12 @@ from depthlens.viz.colormaps import COLORMAPS
 __all__ = ["output_stems", "predict", "truncated_warning"]
 
 InputsArgument = Annotated[
-    list[str], typer.Argument(help="Image files, folders or glob patterns, and video files.")
+    list[str],
+    typer.Argument(
+        metavar="INPUTS",
+        help="Image files (HEIC too), folders, glob patterns, http(s) URLs, - for an image "
+        "on standard input, and video files.",
+    ),
 ]
 OutputOption = Annotated[Path, typer.Option("-o", "--output", help="Folder for the outputs.")]
 FormatsOption = Annotated[
@@ -104,7 +110,7 @@ _PASSED_ON = (
 def predict(
     inputs: InputsArgument,
     output: OutputOption,
-    model: ModelOption = "depthlens-small",
+    model: ModelOption = None,
     weights: WeightsOption = None,
     formats: FormatsOption = "color,png16",
     colormap: ColormapOption = "inferno",
@@ -168,12 +174,18 @@ def _run(
 
 class _Reporter:
     """The terminal side of a run: a bar for the images, one per video, a line for each
-    failure as it happens, and the summary at the end."""
+    failure as it happens, and the summary at the end.
+
+    A bar's clock starts when its work does (``predict_files`` calls ``progress`` before
+    the first image and ``video_progress(path, 0, None)`` as a video starts), so its rate
+    is right from the first items; a video's bar opens once its frame count is known.
+    """
 
     def __init__(self) -> None:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self._video: Path | None = None
+        self._video_started = 0.0
         self._written = 0
         self._total = 0
 
@@ -191,13 +203,15 @@ class _Reporter:
     def _close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
-        self._bar, self._task, self._video = None, None, None
+        self._bar, self._task = None, None
 
-    def _open(self, label: str, unit: str, total: int | None) -> None:
+    def _open(self, label: str, unit: str, total: int | None, done: int, started: float) -> None:
         self._close()
-        self._bar = _progress_bar(label, unit=unit, with_eta=unit == "frames/s")
+        self._bar = _progress_bar(label, unit=unit, with_eta=True)
         self._bar.start()
-        self._task = self._bar.add_task(label, total=total)
+        self._task = self._bar.add_task(
+            label, total=total, completed=done, done_before=done, started=started
+        )
 
     def interrupted(self) -> NoReturn:
         """Ctrl-C: say how far the run got and exit 130."""
@@ -209,14 +223,16 @@ class _Reporter:
     def progress(self, done: int, total: int) -> None:
         self._total = total
         if self._bar is None:
-            self._open("depth", "img/s", total)
+            self._open("depth", "img/s", total, done, time.monotonic())
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done, total=total)
 
     def video_progress(self, path: Path, done: int, total: int | None) -> None:
-        if self._video != path:
-            self._open(path.name, "frames/s", total)
-            self._video = path
+        if self._video != path:  # a new video: its clock starts now
+            self._close()
+            self._video, self._video_started = path, time.monotonic()
+        if self._bar is None and (total is not None or done > 0):
+            self._open(path.name, "frames/s", total, 0, self._video_started)
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done, total=total)
 
@@ -239,19 +255,39 @@ class _Reporter:
             truncated_warning(Path(result.input), result.frames or 0, result.expected_frames)
 
     def summary(self, report: PredictReport, allow_truncated: bool) -> None:
-        """Print the summary line; exit 1 if an input failed or a video was cut short."""
-        rate = report.done / report.seconds if report.seconds > 0 else 0.0
+        """Print the summary line; exit 1 if an input failed or a video was cut short.
+
+        Its rates are those of each kind of input: images per second over the run's
+        time less the videos' (model loading included), frames per second over the
+        videos' own time; a run of videos alone gives only the second.
+        """
         line = (
             f"{report.done} of {len(report.results)} inputs -> {report.output_dir} in "
-            f"{report.seconds:.1f} s ({rate:.2f} images/s) with {report.model or '-'}"
+            f"{report.seconds:.1f} s ({summary_rates(report)}) with {report.model or '-'}"
         )
         if report.weights:
             line += f" ({describe_weights(report.weights)} weights)"
         line += f"; {report.failed} failed" if report.failed else ""
         line += f"; {report.truncated} truncated" if report.truncated else ""
-        out.print(line, highlight=False)
+        say(line)
         if report.failed or (report.truncated and not allow_truncated):
             raise typer.Exit(1)
+
+
+def summary_rates(report: PredictReport) -> str:
+    """``0.60 images/s``, ``9.4 frames/s`` or both: the images predicted (not skipped)
+    and the video frames written, each over the time spent on them."""
+    videos = [result for result in report.results if result.frames is not None]
+    images = sum(r.ok and not r.skipped and r.frames is None for r in report.results)
+    video_seconds = sum(result.seconds for result in videos)
+    rates = []
+    if images or not videos:
+        image_seconds = report.seconds - video_seconds
+        rates.append(f"{images / image_seconds if image_seconds > 0 else 0.0:.2f} images/s")
+    if videos:
+        frames = sum(result.frames or 0 for result in videos)
+        rates.append(f"{frames / video_seconds if video_seconds > 0 else 0.0:.1f} frames/s")
+    return ", ".join(rates)
 
 
 def truncated_warning(video: Path, frames: int, expected: int | None) -> None:

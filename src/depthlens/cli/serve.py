@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from depthlens.cli.common import DeviceOption, out, verbosity
+from depthlens.cli.common import DeviceOption, say, verbosity
 
 
 def serve(
@@ -16,7 +16,11 @@ def serve(
     models: Annotated[
         list[str] | None,
         typer.Option(
-            "--model", "-m", help="Zoo name to serve; repeat for more (the first is the default)."
+            "--model",
+            "-m",
+            help="Zoo name to serve; repeat for more (the first is the default) "
+            "[default: depth-anything-v2-small where its weights can be had, else the "
+            "bundled depthlens-small].",
         ),
     ] = None,
     weights: Annotated[
@@ -41,11 +45,14 @@ def serve(
     """Serve depth over HTTP: a REST API under /v1 (docs at /docs) and a web page at /."""
     import uvicorn
 
+    from depthlens.models.registry import DEFAULT_MODEL
     from depthlens.serve import ServeSettings, create_app, load_models, uvicorn_options
 
-    names = tuple(models or ("depthlens-small",))
+    names = tuple(models or ())
+    if weights and not names:
+        names = (DEFAULT_MODEL,)  # a bare --weights PATH is for the default model
     settings = ServeSettings(
-        models=names,
+        models=names or None,  # None: the default model, or the bundled one without it
         weights=_served_weights(weights or [], names),
         device=device,
         max_upload_mb=max_upload_mb,
@@ -53,12 +60,10 @@ def serve(
         workers=workers,
         queue_size=queue_size,
     )
+    settings = settings.resolved()
     load_models(settings)  # before binding: a bad model or weights stops here, nothing started
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    out.print(
-        f"Serving {', '.join(settings.models)} at {url} (API docs at {url}/docs); Ctrl+C stops.",
-        highlight=False,
-    )
+    say(f"Serving {', '.join(settings.served)} at {url} (API docs at {url}/docs); Ctrl+C stops.")
     # --quiet keeps uvicorn to its warnings and errors (no startup or access lines).
     log_level = "warning" if verbosity.quiet else "info"
     uvicorn.run(

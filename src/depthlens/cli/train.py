@@ -17,7 +17,7 @@ from depthlens.cli.common import (
     WeightsOption,
     _progress_bar,
     err,
-    out,
+    say,
 )
 from depthlens.errors import UsageError
 from depthlens.io.images import DEFAULT_MAX_PIXELS
@@ -25,7 +25,8 @@ from depthlens.io.images import DEFAULT_MAX_PIXELS
 
 def train(
     config: Annotated[
-        Path, typer.Argument(help="Training config (YAML), e.g. configs/bundled.yaml.")
+        Path,
+        typer.Argument(metavar="CONFIG", help="Training config (YAML), e.g. configs/bundled.yaml."),
     ],
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run from its last checkpoint.")
@@ -57,11 +58,13 @@ def train(
         check_config(settings, str(config))
     result = run_training(settings, resume=resume, stop_at=stop_at)
     if os.environ.get("RANK", "0") == "0":
-        out.print(f"Training output: {result}", highlight=False)
+        say(f"Training output: {result}")
 
 
 def pseudo_label(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    inputs: Annotated[
+        list[str], typer.Argument(metavar="INPUTS", help="Image files, folders or glob patterns.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the dataset.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Teacher: zoo name or path.")],
     weights: WeightsOption = None,
@@ -88,10 +91,9 @@ def pseudo_label(
             on_failure=lambda name, reason: err.print(f"failed {name}: {reason}", markup=False),
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    out.print(
+    say(
         f"{report.written} of {report.total} images labelled by {report.model} -> {output}"
-        + (f"; {len(report.failures)} failed" if report.failures else ""),
-        highlight=False,
+        + (f"; {len(report.failures)} failed" if report.failures else "")
     )
     if report.failures:
         raise typer.Exit(1)
@@ -156,9 +158,8 @@ def synth(
             writer.write(batch)
             progress.advance(task, len(batch))
     elapsed = time.perf_counter() - start
-    out.print(
+    say(
         f"Wrote {count} samples ({width}x{height}, seeds {seeds[0]}..{seeds[-1]}) to {output} "
         f"in {elapsed:.1f} s ({count / max(elapsed, 1e-9):.1f} samples/s); "
-        f"read it with depthlens.io.rgbd.RGBDFolder('{output}').",
-        highlight=False,
+        f"read it with depthlens.io.rgbd.RGBDFolder('{output}')."
     )

@@ -156,6 +156,7 @@ def render_still(
     settings: EffectSettings,
     frame: int = 0,
     max_pixels: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> StillEffect:
     """Effect ``name`` on one photo and its depth map. For ``parallax`` this is frame
     ``frame`` of the clip (a video converted frame by frame moves along the path).
@@ -164,6 +165,9 @@ def render_still(
     effect costs grows with them): the settings' pixel numbers (focus point, aperture)
     are scaled to it and the report's mapped back, so both stay in the photo's pixels;
     only the image is smaller.
+
+    ``on_progress(done, total)`` follows the steps of an effect that has them: bokeh's
+    depth slabs (``lens_blur``); the others are one step and do not call it.
 
     Settings an effect cannot use (a focus point outside the photo, say) raise a
     UsageError with the effect's own sentence.
@@ -175,9 +179,9 @@ def render_still(
     sx, sy = small_rgb.shape[1] / width, small_rgb.shape[0] / height
     try:
         if (sx, sy) == (1.0, 1.0):
-            return _render(name, rgb, depth, kind, settings, frame)
+            return _render(name, rgb, depth, kind, settings, frame, on_progress)
         scaled = _scaled_settings(settings, sx, sy, width, height, small_rgb.shape[:2])
-        still = _render(name, small_rgb, small_depth, kind, scaled, frame)
+        still = _render(name, small_rgb, small_depth, kind, scaled, frame, on_progress)
     except ValueError as exc:
         raise UsageError(_sentence(exc)) from None
     report = _report_in_photo_pixels(dict(still.report), settings, sx, sy, width, height)
@@ -249,6 +253,7 @@ def _render(
     kind: DepthKind,
     settings: EffectSettings,
     frame: int,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> StillEffect:
     if name == "bokeh":
         blurred = lens_blur(
@@ -258,6 +263,7 @@ def _render(
             focus_point=settings.focus_point,
             focus_depth=settings.focus_depth,
             aperture=settings.aperture,
+            on_progress=on_progress,
         )
         report: dict[str, object] = {
             "focus_nearness": blurred.focus_nearness,
@@ -278,9 +284,14 @@ def _render(
 
 
 def parallax_animation(
-    rgb: np.ndarray, depth: np.ndarray, kind: DepthKind, settings: EffectSettings
+    rgb: np.ndarray,
+    depth: np.ndarray,
+    kind: DepthKind,
+    settings: EffectSettings,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[np.ndarray]:
-    """The frames of one loop of the 3D-photo clip along ``settings.path``."""
+    """The frames of one loop of the 3D-photo clip along ``settings.path``, rendered as
+    they are taken; ``on_progress(done, frames)`` after each."""
     try:
         return parallax_frames(
             rgb,
@@ -290,6 +301,7 @@ def parallax_animation(
             frames=settings.frames,
             amplitude=settings.amplitude,
             strength=settings.strength,
+            on_progress=on_progress,
         )
     except ValueError as exc:
         raise UsageError(_sentence(exc)) from None

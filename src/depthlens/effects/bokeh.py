@@ -48,6 +48,7 @@ Why the slab's own coverage and the two normalisations:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -99,6 +100,7 @@ def lens_blur(
     focus_depth: float | None = None,
     aperture: float = 12.0,
     layers: int = 16,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> BokehResult:
     """Blur ``rgb`` as a lens focused at one depth would (see the module docstring).
 
@@ -116,6 +118,8 @@ def lens_blur(
         aperture: the largest blur radius in pixels, reached at the far or near end of
             the scene when the other end is in focus; 0 returns the image unchanged.
         layers: depth slabs per unit of nearness; more is smoother and slower.
+        on_progress: called as ``on_progress(done, slabs)`` after each slab of the
+            scene's depth range is composited (not at all when nothing is blurred).
 
     Returns:
         A :class:`BokehResult`.
@@ -147,28 +151,36 @@ def lens_blur(
     colour = np.zeros((height, width, 3), np.float32)
     cover = np.zeros((height, width), np.float32)
     for k in range(first, last + 1):  # far (small nearness) to near
-        mask = slab == k
-        rows = np.flatnonzero(mask.any(axis=1))
-        if rows.size == 0:
-            continue
-        radius = aperture * abs(k) / layers
-        if radius < 0.5:
-            colour[mask] = linear[mask]
-            cover[mask] = 1.0
-            continue
-        cols = np.flatnonzero(mask.any(axis=0))
-        kernel = _disk(radius)
-        reach = kernel.shape[0] // 2
-        # The slab lands within `reach` of its pixels; B there reads `reach` further.
-        out_box = _grow((rows[0], rows[-1] + 1, cols[0], cols[-1] + 1), reach, slab.shape)
-        in_box = _grow(out_box, reach, slab.shape)
-        _composite_slab(linear, mask, kernel, colour, cover, out_box, in_box)
+        _blur_slab(slab == k, aperture * abs(k) / layers, linear, colour, cover)
+        if on_progress is not None:
+            on_progress(k - first + 1, last - first + 1)
 
     shown = colour / np.maximum(cover, COVERAGE_EPS)[..., None]
     out = np.clip(shown, 0.0, 1.0) ** (1.0 / GAMMA)
     return BokehResult(
         np.rint(out * 255.0).astype(np.uint8), focus_nearness, point, float(aperture)
     )
+
+
+def _blur_slab(
+    mask: np.ndarray, radius: float, linear: np.ndarray, colour: np.ndarray, cover: np.ndarray
+) -> None:
+    """Composite the slab of pixels ``mask``, blurred by ``radius``, over ``colour`` and
+    ``cover`` in place (copied as it is when the radius is under half a pixel)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return
+    if radius < 0.5:
+        colour[mask] = linear[mask]
+        cover[mask] = 1.0
+        return
+    cols = np.flatnonzero(mask.any(axis=0))
+    kernel = _disk(radius)
+    reach = kernel.shape[0] // 2
+    # The slab lands within `reach` of its pixels; B there reads `reach` further.
+    out_box = _grow((rows[0], rows[-1] + 1, cols[0], cols[-1] + 1), reach, mask.shape)
+    in_box = _grow(out_box, reach, mask.shape)
+    _composite_slab(linear, mask, kernel, colour, cover, out_box, in_box)
 
 
 def _composite_slab(

@@ -12,7 +12,6 @@ prepared maps.
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import json
@@ -54,6 +53,7 @@ class EvalResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     silog: SilogVariant = "zoedepth"
+    panels: Path | None = None  # the folder of the items' panels, when written
 
     @property
     def dataset_kind(self) -> str:
@@ -90,14 +90,16 @@ def evaluate_dataset(
     ``cache``, each raw prediction is kept there as NPY (``prediction_cache_dir``), so a
     rerun with other metrics, alignments or crops predicts nothing again. With
     ``save_vis``, each scored item's panel (``vis.evaluation_panel``) is written as
-    ``<item>.png`` in the same layout under ``save_vis``. With ``protocol.kb_crop``
-    each item is cut to the KITTI benchmark crop before it is predicted.
+    ``<item>.png`` in ``panel_dir(save_vis, ...)``, the result's ``panels``. With
+    ``protocol.kb_crop`` each item is cut to the KITTI benchmark crop before it is
+    predicted.
     """
-    folder = functools.partial(
-        prediction_cache_dir, estimator=estimator, dataset=dataset, kb_crop=protocol.kb_crop
-    )
-    cache_dir = folder(cache) if cache is not None else None
-    vis_dir = folder(save_vis) if save_vis is not None else None
+    cache_dir = None
+    if cache is not None:
+        cache_dir = prediction_cache_dir(cache, estimator, dataset, protocol.kb_crop)
+    vis_dir = None
+    if save_vis is not None:
+        vis_dir = panel_dir(save_vis, estimator, dataset, protocol.kb_crop)
     chosen = alignment or default_alignment(estimator.kind)
     result = EvalResult(
         estimator.name, f"{dataset.kind}:{dataset.root}", chosen, protocol, silog=silog
@@ -122,6 +124,7 @@ def evaluate_dataset(
                 write_png(
                     vis_dir / f"{_safe_name(item.name)}.png", evaluation_panel(item.rgb, pair)
                 )
+                result.panels = vis_dir
         if on_item is not None:
             on_item()
     return result
@@ -141,6 +144,19 @@ def prediction_cache_dir(
     key = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:16]
     label = f"{dataset.kind}-kb" if kb_crop else dataset.kind
     return root / _safe_name(estimator.name) / f"{label}-{key}"
+
+
+def panel_dir(root: Path, estimator: Estimator, dataset: Dataset, kb_crop: bool = False) -> Path:
+    """``root/<model>-<dataset>[-kb]``, the folder of a run's panels, named to be read:
+    the model's name and the dataset's folder name, led by its kind unless the name
+    holds it (``depthlens-small-folder-scenes``, ``depth-anything-v2-small-nyu_v2``),
+    then ``-kb`` for the KITTI benchmark crop; odd characters become ``_``. Unlike
+    ``prediction_cache_dir`` it does not tell two weights of one model apart: a rerun
+    replaces the panels, as it does the model's CSV."""
+    folder = Path(dataset.root).resolve().name
+    name = folder if dataset.kind in folder.lower() else f"{dataset.kind}-{folder}".rstrip("-")
+    label = f"{estimator.name}-{name}" + ("-kb" if kb_crop else "")
+    return root / _safe_name(label)
 
 
 def item_image(item: EvalItem) -> Image:

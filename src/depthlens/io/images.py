@@ -1,10 +1,13 @@
 """Reading photos into RGB arrays (finding them is ``io.inputs``, re-exported here).
 
 ``load_image`` is the one door through which pixels enter depthlens. Whatever the
-source (a path, uploaded bytes, a PIL image or an array) it returns an ``Image``
-holding an (H, W, 3) uint8 RGB array, upright as EXIF orientation says, and the
-camera intrinsics EXIF implies. Anything it cannot read becomes an ``ImageError``
+source (a path, an http(s) URL, uploaded bytes, a PIL image or an array) it returns an
+``Image`` holding an (H, W, 3) uint8 RGB array, upright as EXIF orientation says, and
+the camera intrinsics EXIF implies. Anything it cannot read becomes an ``ImageError``
 with one sentence naming the file.
+
+HEIC/HEIF (iPhone photos) are decoded by pillow-heif's Pillow plugin, registered when
+this module is imported, behind the same format allow-list and size limits.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import struct
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +30,12 @@ from typing import Any
 import cv2
 import numpy as np
 from PIL import Image as PILImage
+from pillow_heif import register_heif_opener
 
 from depthlens.errors import DepthlensError, ImageError, ImageTooLargeError
 from depthlens.geometry.camera import Camera, camera_from_exif
 from depthlens.io.inputs import IMAGE_SUFFIXES, find_images  # re-exported: where they lived
+from depthlens.io.remote import fetch_url, is_url, shown_url
 
 __all__ = [
     "DECODED_FORMATS",
@@ -64,9 +69,17 @@ _UPRIGHT: dict[int, PILImage.Transpose] = {
 # Everything else Pillow could open is
 # refused unparsed: its EPS plugin hands files to Ghostscript, and PSD, PPM, IM and the
 # other rarely used plugins are attack surface for no user benefit. (Multi-picture
-# JPEGs, MPO, come through the JPEG entry.)
-DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
-_FORMAT_NAMES = "JPEG, PNG, WebP, TIFF, BMP or GIF"
+# JPEGs, MPO, come through the JPEG entry.) "HEIF" is pillow-heif's plugin: HEIC/HEIF
+# files (their primary image), decoded by libheif and libde265.
+DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "HEIF")
+_FORMAT_NAMES = "JPEG, PNG, WebP, TIFF, BMP, GIF or HEIC/HEIF"
+
+# pillow-heif's opener, once per process (registering again only repeats the same
+# table entries). It applies the file's irot/imir boxes while decoding, as the HEIF
+# specification says to, and resets the EXIF orientation to 1 so that nothing turns
+# the pixels a second time; the orientation EXIF stated is kept in
+# info["original_orientation"] (see _stored_orientation).
+register_heif_opener()
 
 # What Pillow raises on corrupt or truncated data: its plugins parse untrusted bytes
 # with struct, indexing and arithmetic and let those errors escape (a TIFF whose
@@ -130,11 +143,13 @@ def load_image(
 ) -> Image:
     """Decode ``source`` into an upright (H, W, 3) uint8 RGB ``Image``.
 
-    ``source`` is a file path, the bytes of an encoded file, a ``PIL.Image.Image``, or
-    an array: (H, W) or (H, W, 1|3|4) of uint8, uint16 (scaled by 255 / 65535) or
-    floats in [0, 1]. Files may be JPEG, PNG, WebP, TIFF, BMP or GIF (first frame):
-    ``DECODED_FORMATS``; any other format is refused before a decoder parses it.
-    ``name`` labels bytes/PIL/array sources in messages (e.g. an upload's file name).
+    ``source`` is a file path, an ``http://`` or ``https://`` URL (a ``str``; fetched
+    by ``io.remote.fetch_url``: 30 s timeout, 50 MB limit), the bytes of an encoded
+    file, a ``PIL.Image.Image``, or an array: (H, W) or (H, W, 1|3|4) of uint8, uint16
+    (scaled by 255 / 65535) or floats in [0, 1]. Files may be JPEG, PNG, WebP, TIFF,
+    BMP, GIF (first frame) or HEIC/HEIF (primary image): ``DECODED_FORMATS``; any other
+    format is refused before a decoder parses it. ``name`` labels bytes/PIL/array
+    sources in messages (e.g. an upload's file name).
 
     Conversion to RGB: alpha is dropped, not composited (colour values are kept as
     stored); palette images take their palette colours; 16-bit samples are scaled
@@ -166,13 +181,20 @@ def load_image(
         if not data:
             raise ImageError(f"{label} is empty (0 bytes), not an image.")
         return _open_and_load(io.BytesIO(data), lambda: data, max_pixels, label)
+    if isinstance(source, str) and is_url(source):  # before Path(), which folds "//"
+        label = name or shown_url(source)
+        data = fetch_url(source)
+        if not data:
+            raise ImageError(f"{label} sent 0 bytes, not an image.")
+        return _open_and_load(io.BytesIO(data), lambda: data, max_pixels, label)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         label = name or str(path)
         check_input_file(path)
         return _open_and_load(path, path.read_bytes, max_pixels, label)
     raise TypeError(
-        f"load_image takes a path, bytes, a PIL image or an array, not {type(source).__name__}"
+        "load_image takes a path, a URL, bytes, a PIL image or an array, "
+        f"not {type(source).__name__}"
     )
 
 
@@ -271,10 +293,19 @@ def _leading_bytes(fp: Path | io.BytesIO) -> bytes:
         return b""
 
 
+# The major brands of an ISO-BMFF "ftyp" box that pillow-heif opens (its
+# _is_supported_heif): HEVC stills and sequences, and the generic HEIF brands.
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+)
+
+
 def _sniff_format(prefix: bytes) -> str | None:
     """The allowed format whose signature ``prefix`` starts with, if any."""
     if prefix[:4] == b"RIFF" and prefix[8:12] == b"WEBP":
         return "WebP"
+    if prefix[4:8] == b"ftyp" and prefix[8:12] in _HEIF_BRANDS:
+        return "HEIF"
     return next((name for magic, name in _SIGNATURES if prefix.startswith(magic)), None)
 
 
@@ -292,12 +323,17 @@ def _load_pil(pil: PILImage.Image, read_bytes: Any, max_pixels: int, label: str)
                 rgb = _rgb_from_16bit_file(read_bytes(), (height, width))
             if rgb is None:
                 pil.load()  # decode now, so that truncation raises here, inside the try
+                # pillow-heif takes the size from the decoded picture, which may differ
+                # from the header's: the limit holds for what was decoded too.
+                _check_pixels(pil.size[0], pil.size[1], max_pixels, label)
                 rgb = _rgb_from_pil(pil, label)
             exif = _read_exif(pil)  # after decoding: a PNG's eXIf chunk may follow its pixels
     except PILImage.DecompressionBombError as err:  # e.g. a later GIF frame
         raise _pillow_bomb_error(label, err, max_pixels) from err
     except DECODE_ERRORS as err:
         reason = _short_reason(err)
+        if pil.format == "HEIF":  # libheif says "Category: Subcategory: details (offsets)"
+            reason = ": ".join(reason.split(": ")[:2])
         raise ImageError(
             f"{label} is corrupt or truncated and cannot be decoded ({reason})."
         ) from err
@@ -306,10 +342,49 @@ def _load_pil(pil: PILImage.Image, read_bytes: Any, max_pixels: int, label: str)
     if isinstance(orientation, int) and orientation in _UPRIGHT:
         rgb = np.asarray(PILImage.fromarray(rgb).transpose(_UPRIGHT[orientation]))
     rgb = np.array(rgb, dtype=np.uint8, order="C")  # writable, owned by this Image
-    return Image(rgb=rgb, camera=_exif_camera(exif, rgb.shape[1], rgb.shape[0]), source=label)
+    stored = _stored_orientation(pil)
+    camera_exif = exif if stored is None else _ExifAsStored(exif, stored)
+    camera = _exif_camera(camera_exif, rgb.shape[1], rgb.shape[0])
+    return Image(rgb=rgb, camera=camera, source=label)
 
 
-def _exif_camera(exif: PILImage.Exif, width: int, height: int) -> Camera | None:
+def _stored_orientation(pil: PILImage.Image) -> int | None:
+    """The EXIF orientation a decoder applied itself and then reset to 1 in the EXIF it
+    hands on, if any: pillow-heif's ``info["original_orientation"]`` for HEIF files
+    (whose irot/imir boxes libheif applies while decoding)."""
+    if pil.format != "HEIF":
+        return None
+    original = pil.info.get("original_orientation")
+    return original if isinstance(original, int) and original in _UPRIGHT else None
+
+
+class _ExifAsStored(Mapping[int, Any]):
+    """EXIF as the file stored it, for ``camera_from_exif``: the orientation tag reads as
+    ``orientation`` when a decoder already turned the pixels and reset the tag to 1.
+    The camera needs it: the focal-plane resolution and PixelX/YDimension tags describe
+    the picture as stored, so a turn by 90 degrees swaps their axes."""
+
+    def __init__(self, exif: PILImage.Exif, orientation: int) -> None:
+        self._exif = exif
+        self._orientation = orientation
+
+    def __getitem__(self, tag: int) -> Any:
+        if tag == _ORIENTATION_TAG:
+            return self._orientation
+        return self._exif[tag]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._exif)
+
+    def __len__(self) -> int:
+        return len(self._exif)
+
+    def get_ifd(self, tag: int) -> dict[int, Any]:
+        """The sub-IFD ``tag`` points to (the Exif one for the focal length)."""
+        return self._exif.get_ifd(tag)
+
+
+def _exif_camera(exif: Mapping[int, Any], width: int, height: int) -> Camera | None:
     """``camera_from_exif``, or None when the EXIF block is too broken to parse (the
     Exif sub-IFD is read lazily, so corrupt data surfaces only here)."""
     try:

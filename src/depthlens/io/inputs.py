@@ -14,7 +14,12 @@ __all__ = ["IMAGE_SUFFIXES", "find_images"]
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+    | {".heic", ".heif", ".hif"}  # iPhones write .heic; Canon and Fujifilm cameras .hif
 )
+# A folder without images of its own has its subfolders counted for the --recursive
+# hint, up to this many images or this many entries looked at (a huge tree is not walked).
+_HINT_MAX_IMAGES = 1000
+_HINT_MAX_ENTRIES = 100_000
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -30,12 +35,15 @@ def find_images(
     (``*``, ``?``, ``[``; ``**`` spans folders) contributes matching image files,
     relative to the pattern's leading folder. Relative paths are never absolute and
     never contain ``..``, so outputs written under them stay inside the output folder.
+    URLs and ``-`` (standard input) are not found here: ``pipeline.predict_files``
+    takes them as they are.
 
     Each input's files are sorted by relative path and inputs keep their order; a
     file reached twice is kept the first time. Different inputs may yield the same
     relative path (``a/x.jpg`` and ``b/x.jpg``); callers decide how to tell them
-    apart. An input that does not exist, or a pattern that matches no image file,
-    raises ``ImageError``.
+    apart. An input that does not exist, a pattern that matches no image file, or a
+    folder (not ``recursive``) with no images directly inside but some in its
+    subfolders raises ``ImageError`` (the last one suggesting ``--recursive``).
     """
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]  # one input, not an iterable of characters
@@ -67,6 +75,8 @@ def _expand_input(raw: str, recursive: bool) -> list[tuple[Path, PurePath]]:
         return [(path, PurePath(path.name))]
     if path.is_dir():
         pairs = [(p, _relative_to(p, path)) for p in _walk(path, recursive)]
+        if not pairs and not recursive:
+            _suggest_recursive(path)
     elif _GLOB_CHARS & set(raw):
         base = _glob_base(raw)
         matches = [Path(m) for m in glob.glob(raw, recursive=True)]
@@ -86,6 +96,43 @@ def _walk(folder: Path, recursive: bool) -> list[Path]:
     for root, _dirs, names in os.walk(folder):
         files.extend(Path(root) / n for n in names if _is_image_file(Path(root) / n))
     return files
+
+
+def _suggest_recursive(folder: Path) -> None:
+    """Raise the ImageError that suggests --recursive when ``folder``'s subfolders hold
+    images (counted up to _HINT_MAX_IMAGES); return when they hold none."""
+    found = 0
+    looked_at = 0
+    pending = [folder]
+    cut_short = False
+    while pending and not cut_short:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    looked_at += 1
+                    if _is_folder(entry):
+                        pending.append(Path(entry.path))
+                    elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                        found += 1
+                    if found >= _HINT_MAX_IMAGES or looked_at >= _HINT_MAX_ENTRIES:
+                        cut_short = True
+                        break
+        except OSError:  # an unreadable subfolder hides what it holds
+            continue
+    if found == 0:
+        return
+    count = f"at least {found}" if cut_short else str(found)
+    raise ImageError(
+        f"No images directly in {folder}; {count} found in its subfolders: pass --recursive."
+    )
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    """A real folder (links to folders are not followed, as with ``recursive``)."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _is_image_file(path: Path) -> bool:

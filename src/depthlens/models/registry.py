@@ -32,6 +32,12 @@ from depthlens.models.spec import (
     WeightSource,
 )
 
+# The model used when none is named: real depth on photos, small enough for a CPU
+# (Apache-2.0). Where its weights are neither here nor downloadable, the bundled
+# FALLBACK_MODEL (a layout prior, trained by depthlens on synthetic rooms) is used.
+DEFAULT_MODEL = "depth-anything-v2-small"
+FALLBACK_MODEL = "depthlens-small"
+
 # The network input side depthlens-small-metric was trained at (configs/metric-canonical.yaml).
 METRIC_SMALL_SIZE = 128
 MIDAS_SMALL_INPUT = InputPolicy(

@@ -8,8 +8,12 @@ Weights are looked for in this order (DESIGN.md):
 3. local caches: the official file in ``$DEPTHLENS_HOME/checkpoints`` (default
    ``~/.cache/depthlens/checkpoints``) or in torch.hub's checkpoint folder, then the
    Hugging Face cache for the model's Hub id;
-4. a download (Hub id, else the official URL), unless ``HF_HUB_OFFLINE=1`` or
-   ``DEPTHLENS_OFFLINE=1``.
+4. a download (Hub id, else the official URL; ``depthlens.models.download``), unless
+   ``HF_HUB_OFFLINE=1`` or ``DEPTHLENS_OFFLINE=1``; the error for weights that are not
+   here says why the download failed.
+
+Without a model name, ``find_default_weights`` picks DEFAULT_MODEL when its weights can
+be had, else the bundled FALLBACK_MODEL.
 
 Pickled checkpoints are only read with ``torch.load(weights_only=True)``.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import re
@@ -33,13 +38,19 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
-from depthlens.errors import WeightsError
+from depthlens.errors import DownloadError, MissingWeightsError, WeightsError
 from depthlens.io.depth_files import write_bytes
+from depthlens.models.registry import DEFAULT_MODEL, FALLBACK_MODEL, MODELS
 from depthlens.models.spec import ModelSpec
+
+log = logging.getLogger("depthlens")
 
 CONVERTED_CONFIG = "depthlens.json"
 CONVERTED_WEIGHTS = "model.safetensors"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+# Files a Hub snapshot needs to load in transformers format.
+HUB_PATTERNS = ["*.json", "*.safetensors"]
 
 LocationKind = Literal["file", "converted_dir", "hf_dir"]
 
@@ -68,30 +79,52 @@ def checkpoint_dirs() -> list[Path]:
 
 
 def offline() -> bool:
-    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("DEPTHLENS_OFFLINE", ""))
-    return any(flag.strip().lower() in ("1", "true", "yes", "on") for flag in flags)
+    return bool(offline_reason())
+
+
+def offline_reason() -> str:
+    """Why downloads are off (``downloads are off (DEPTHLENS_OFFLINE=1)``), or ""."""
+    on = [
+        f"{name}={os.environ[name]}"
+        for name in ("DEPTHLENS_OFFLINE", "HF_HUB_OFFLINE")
+        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+    ]
+    return f"downloads are off ({', '.join(on)})" if on else ""
+
+
+def missing_weights_error(spec: ModelSpec, why: str | None = None) -> MissingWeightsError:
+    """The error for weights that are not here: what to download and where to put it,
+    the licence, and ``why`` a download did not get them (when one was tried). Said
+    once for Python (``weights=PATH``) and once for the command line (``--weights``)."""
+    source = spec.weights
+    if source.bundled:
+        text = (
+            f"The bundled weights of {spec.name} ({source.bundled}) are missing from "
+            f"{BUNDLED_DIR}; reinstall depthlens or pass {{weights}}."
+        )
+        return MissingWeightsError(
+            text.format(weights="weights=PATH"), text.format(weights="--weights PATH")
+        )
+    tried = f", and downloading them failed: {why}" if why else ""
+    ways = ["{download}" + (f" (the Hugging Face repo {source.hub_id})" if source.hub_id else "")]
+    if source.official_file:
+        url = f" from {source.url}" if source.url else ""
+        ways.append(f"put {source.official_file}{url} into {checkpoint_dirs()[0]}/")
+    ways.append("pass {weights}")
+    text = (
+        f"No weights for {spec.name} on this machine{tried}; to get them, "
+        f"{', '.join(ways[:-1])} or {ways[-1]} (licence: {spec.licence})."
+    )
+    return MissingWeightsError(
+        text.format(download=f"run depthlens.download('{spec.name}')", weights="weights=PATH"),
+        text.format(download=f"run depthlens download {spec.name}", weights="--weights PATH"),
+        why,
+    )
 
 
 def missing_weights_message(spec: ModelSpec) -> str:
-    """One sentence naming what to download, where to put it, and the licence."""
-    source = spec.weights
-    if source.bundled:
-        return (
-            f"The bundled weights of {spec.name} ({source.bundled}) are missing from "
-            f"{BUNDLED_DIR}; reinstall depthlens or pass --weights PATH."
-        )
-    where = checkpoint_dirs()[0]
-    parts = []
-    if source.official_file:
-        url = f" from {source.url}" if source.url else ""
-        parts.append(f"download {source.official_file}{url} into {where}/")
-    if source.hub_id:
-        parts.append(f"fetch the Hugging Face repo {source.hub_id} into the Hugging Face cache")
-    how = " or ".join(parts) if parts else "pass --weights PATH"
-    return (
-        f"No weights found for {spec.name}: {how}, or pass --weights PATH "
-        f"(licence: {spec.licence})."
-    )
+    """The command line's sentence for weights that are not here (no download tried)."""
+    return missing_weights_error(spec).cli_message
 
 
 def classify_path(path: Path) -> WeightsLocation:
@@ -115,7 +148,8 @@ def find_weights(
 ) -> WeightsLocation:
     """Locate the weights of ``spec`` in the documented order; WeightsError if none.
 
-    With ``download=False`` only what is already on this machine counts.
+    With ``download=False`` only what is already on this machine counts; else a
+    download is tried (``models.download``) and its failure is part of the error.
     """
     if explicit is not None:
         return classify_path(Path(explicit))
@@ -125,50 +159,69 @@ def find_weights(
         if bundled.exists():
             found = classify_path(bundled)
             return WeightsLocation(found.kind, found.path, "bundled")
+        raise missing_weights_error(spec)
     if source.official_file:
         for folder in checkpoint_dirs():
             candidate = folder / source.official_file
             if candidate.is_file():
                 return WeightsLocation("file", candidate, "cache")
     if source.hub_id:
-        cached = _hub_snapshot(source.hub_id, local_only=True)
+        cached = _hub_cache_snapshot(source.hub_id)
         if cached is not None:
             return WeightsLocation("hf_dir", cached, "hub cache")
-    if download and not offline():
-        if source.hub_id:
-            downloaded = _hub_snapshot(source.hub_id, local_only=False)
-            if downloaded is not None:
-                return WeightsLocation("hf_dir", downloaded, "download")
-        if source.url and source.official_file:
-            target = checkpoint_dirs()[0] / source.official_file
-            if _download(source.url, target):
-                return WeightsLocation("file", target, "download")
-    raise WeightsError(missing_weights_message(spec))
+    if not download:
+        raise missing_weights_error(spec)
+    from depthlens.models.download import fetch_weights
+
+    try:
+        fetched = fetch_weights(spec)
+    except DownloadError as exc:
+        raise missing_weights_error(spec, exc.reason) from None
+    kind: LocationKind = "hf_dir" if fetched.path.is_dir() else "file"
+    return WeightsLocation(kind, fetched.path, "download")
 
 
-def _hub_snapshot(repo_id: str, *, local_only: bool) -> Path | None:
+def find_default_weights(*, download: bool = True) -> tuple[ModelSpec, WeightsLocation]:
+    """The default model and its weights: DEFAULT_MODEL's when they are on this machine
+    or can be downloaded, else the bundled FALLBACK_MODEL's, said once per process on
+    the ``depthlens`` logger (one stderr line unless logging is set up otherwise)."""
+    spec = MODELS[DEFAULT_MODEL]
+    try:
+        return spec, find_weights(spec, download=download)
+    except MissingWeightsError as exc:
+        if not _FALLBACK_SAID:
+            _FALLBACK_SAID.add(FALLBACK_MODEL)
+            if not exc.why:
+                why = "is not on this machine"
+            elif exc.why.startswith("downloads are off"):
+                why = f"is not on this machine and {exc.why}"
+            else:
+                why = f"is not on this machine and could not be downloaded: {exc.why}"
+            log.warning(
+                "Using the bundled %s, a layout prior rather than real depth on photos: the "
+                "default %s %s; for real depth run: depthlens download %s",
+                FALLBACK_MODEL,
+                DEFAULT_MODEL,
+                why,
+                DEFAULT_MODEL,
+            )
+    fallback = MODELS[FALLBACK_MODEL]
+    return fallback, find_weights(fallback, download=False)
+
+
+_FALLBACK_SAID: set[str] = set()
+
+
+def _hub_cache_snapshot(repo_id: str) -> Path | None:
+    """The repo's snapshot in the Hugging Face cache, if it has one with a config."""
     try:
         from huggingface_hub import snapshot_download
 
-        folder = snapshot_download(
-            repo_id,
-            allow_patterns=["*.json", "*.safetensors"],
-            local_files_only=local_only,
-        )
-    except Exception:  # any failure (not cached, offline, no network) means "not here"
+        folder = snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, local_files_only=True)
+    except Exception:  # not cached (or a broken cache): not here
         return None
     path = Path(folder)
     return path if (path / "config.json").is_file() else None
-
-
-def _download(url: str, target: Path) -> bool:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, str(target), progress=True)
-    except Exception:  # unreachable host, HTTP error, disk full: report as missing weights
-        target.unlink(missing_ok=True)
-        return False
-    return True
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -242,10 +295,14 @@ def load_strict(network: nn.Module, state_dict: Mapping[str, torch.Tensor], sour
 
 
 def build_network(spec: ModelSpec, location: WeightsLocation) -> nn.Module:
-    """The network of ``spec`` with the weights at ``location`` loaded strictly."""
+    """The network of ``spec`` with the weights at ``location`` loaded strictly, once
+    the file is checked against its download record or the Hub's sha256."""
+    from depthlens.models.download import verify_weights
+
     family = family_module(spec.family)
     config = family.PRESETS[spec.variant]
     if location.kind == "hf_dir":
+        verify_weights(location.path)
         try:
             network: nn.Module = family.network_from_hf_folder(location.path, config)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -254,6 +311,7 @@ def build_network(spec: ModelSpec, location: WeightsLocation) -> nn.Module:
             ) from None
         return network.eval()
     path = location.path / CONVERTED_WEIGHTS if location.kind == "converted_dir" else location.path
+    verify_weights(path)
     state_dict = read_state_dict(path)
     # families whose checkpoints say their own shape (Metric3D) adapt the preset
     adapt = getattr(family, "config_for_state_dict", None)

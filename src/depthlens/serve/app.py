@@ -108,7 +108,7 @@ def load_models(settings: ServeSettings) -> dict[str, Estimator]:
     Raises the DepthlensError of the first model that cannot be loaded.
     """
     estimators = {}
-    for name in settings.models:
+    for name in settings.resolved().served:
         if name not in MODELS:
             raise UnknownModelError(
                 f"Unknown model '{name}': serve one of {', '.join(sorted(MODELS))}."
@@ -129,8 +129,10 @@ class _Runtime:
 def create_app(settings: ServeSettings) -> FastAPI:
     """The web service for ``settings``; models load when the app starts (lifespan).
 
-    A model that cannot be loaded makes start-up fail with its DepthlensError.
+    A model that cannot be loaded makes start-up fail with its DepthlensError. With no
+    models named the default model is served (``ServeSettings.resolved``).
     """
+    settings = settings.resolved()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -209,7 +211,7 @@ router = APIRouter()
 
 # Form fields both photo endpoints take.
 PhotoField = Annotated[
-    UploadFile, File(description="The photo: JPEG, PNG, WebP, TIFF, BMP or GIF.")
+    UploadFile, File(description="The photo: JPEG, PNG, WebP, TIFF, BMP, GIF or HEIC/HEIF.")
 ]
 ModelField = Annotated[
     str | None, Form(description="A served model (GET /v1/models); default: the first.")
@@ -337,7 +339,7 @@ def _posted_photo(
         raise ApiError(
             404,
             "unknown_model",
-            f"Model '{quoted(name)}' is not served here; use one of {', '.join(settings.models)}.",
+            f"Model '{quoted(name)}' is not served here; use one of {', '.join(settings.served)}.",
         )
     if image.size is not None and image.size > settings.max_upload_bytes:
         raise upload_too_large(settings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ __all__ = ["ServeSettings", "uvicorn_options"]
 class ServeSettings:
     """How the web service runs.
 
-    ``models`` are zoo names; the first is the default. ``weights`` maps some of them
+    ``models`` are zoo names; the first is the default. None (the default) serves the
+    default model of ``depthlens.load_model``, settled when the app loads its models
+    (``resolved``). ``weights`` maps some of them
     to a checkpoint path (otherwise the weights are looked up as ``load_model`` does).
     ``workers`` inference threads run at once and ``queue_size`` more requests may wait
     for one (default 4 × workers); beyond that requests get 503. ``cache_megapixels``
@@ -49,7 +51,7 @@ class ServeSettings:
     - ``keep_alive_s``: an idle keep-alive connection is closed after this long.
     """
 
-    models: tuple[str, ...] = ("depthlens-small",)
+    models: tuple[str, ...] | None = None
     weights: Mapping[str, str | Path] = field(default_factory=dict)
     device: str = "auto"
     max_upload_mb: float = 20.0
@@ -67,10 +69,11 @@ class ServeSettings:
     keep_alive_s: float = 5.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "models", tuple(dict.fromkeys(self.models)))
-        if not self.models:
-            raise UsageError("Serve at least one model.")
-        unserved = sorted(set(self.weights) - set(self.models))
+        if self.models is not None:
+            object.__setattr__(self, "models", tuple(dict.fromkeys(self.models)))
+            if not self.models:
+                raise UsageError("Serve at least one model.")
+        unserved = sorted(set(self.weights) - set(self.models or ()))
         if unserved:
             raise UsageError(
                 f"Weights were given for {', '.join(unserved)}, which is not among the served "
@@ -98,9 +101,26 @@ class ServeSettings:
         if wrong:
             raise UsageError(f"These limits must be positive numbers: {', '.join(wrong)}.")
 
+    def resolved(self) -> ServeSettings:
+        """These settings with ``models`` named: the default model where it was None
+        (Depth Anything V2 small where its weights can be had, else the bundled model)."""
+        if self.models is not None:
+            return self
+        from depthlens.models.weights import find_default_weights
+
+        spec, _ = find_default_weights()
+        return replace(self, models=(spec.name,))
+
+    @property
+    def served(self) -> tuple[str, ...]:
+        """The served models' names (once ``resolved``)."""
+        if self.models is None:
+            raise RuntimeError("ServeSettings.resolved() names the default model first")
+        return self.models
+
     @property
     def default_model(self) -> str:
-        return self.models[0]
+        return self.served[0]
 
     @property
     def waiting_limit(self) -> int:

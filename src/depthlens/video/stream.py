@@ -317,6 +317,8 @@ def _stream(
     done = 0
     colour_range: _ColourRange | None = None
     first_range = (0.0, 0.0)
+    if on_progress is not None:  # the total from the header, before the first batch
+        on_progress(0, reader.info.frame_count)
     for batch in _batches(iter(reader), batch_size):
         depths = predict_frames(estimator, batch, done, source, stabilizer, camera)
         if colour_range is None:
@@ -579,6 +581,8 @@ def map_video_batches(
     with VideoReader(source) as reader:
         rate = chosen if chosen is not None else _output_rate(reader.info.fps)
         with VideoWriter(out_path, rate) as writer:
+            if on_progress is not None:  # the total from the header, before the first batch
+                on_progress(0, reader.info.frame_count)
             for batch in _batches(iter(reader), batch_size):
                 for frame in per_batch(batch, done):
                     writer.write(frame)
