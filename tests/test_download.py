@@ -102,6 +102,16 @@ def online(monkeypatch: pytest.MonkeyPatch, home: Path, base: str | None = None)
         monkeypatch.setenv("DEPTHLENS_MIRROR", base)
 
 
+def online_env(server: Mirror, home: Path) -> dict[str, str]:
+    """A subprocess's environment for downloads from ``server`` into ``home``."""
+    return {
+        "DEPTHLENS_OFFLINE": "",
+        "HF_HUB_OFFLINE": "",
+        "DEPTHLENS_MIRROR": server.url,
+        "DEPTHLENS_HOME": str(home),
+    }
+
+
 @pytest.fixture(scope="module")
 def midas_bytes(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("midas") / MIDAS_FILE
@@ -207,12 +217,7 @@ def test_cli_missing_weights_says_the_download_failed_and_why(tmp_path):
             "out",
             "-m",
             "midas-v21-small",
-            env={
-                "DEPTHLENS_OFFLINE": "",
-                "HF_HUB_OFFLINE": "",
-                "DEPTHLENS_MIRROR": server.url,
-                "DEPTHLENS_HOME": str(tmp_path / "home"),
-            },
+            env=online_env(server, tmp_path / "home"),
             cwd=tmp_path,
         )
     assert result.returncode == 2
@@ -255,12 +260,7 @@ def test_download_records_sha256_and_loads_from_the_cache(tmp_path, midas_bytes)
         result = run(
             "download",
             "midas-v21-small",
-            env={
-                "DEPTHLENS_OFFLINE": "",
-                "HF_HUB_OFFLINE": "",
-                "DEPTHLENS_MIRROR": server.url,
-                "DEPTHLENS_HOME": str(tmp_path / "home"),
-            },
+            env=online_env(server, tmp_path / "home"),
             cwd=tmp_path,
         )
     assert result.returncode == 0, result.stderr
@@ -335,12 +335,7 @@ def test_download_to_a_folder_says_how_to_load_it(tmp_path, midas_bytes):
             "midas-v21-small",
             "--to",
             "mine",
-            env={
-                "DEPTHLENS_OFFLINE": "",
-                "HF_HUB_OFFLINE": "",
-                "DEPTHLENS_MIRROR": server.url,
-                "DEPTHLENS_HOME": str(tmp_path / "home"),
-            },
+            env=online_env(server, tmp_path / "home"),
             cwd=tmp_path,
         )
     assert result.returncode == 0, result.stderr
@@ -354,12 +349,7 @@ def test_download_goes_on_past_a_model_that_cannot_be_had(tmp_path, midas_bytes)
             "download",
             "metric3d-v2-small",
             "midas-v21-small",
-            env={
-                "DEPTHLENS_OFFLINE": "",
-                "HF_HUB_OFFLINE": "",
-                "DEPTHLENS_MIRROR": server.url,
-                "DEPTHLENS_HOME": str(tmp_path / "home"),
-            },
+            env=online_env(server, tmp_path / "home"),
             cwd=tmp_path,
         )
     assert result.returncode == 1
