@@ -14,6 +14,7 @@ from pathlib import Path
 from depthlens.errors import DepthlensError, UnknownModelError
 from depthlens.geometry.camera import Camera
 from depthlens.io.images import Image, ImageSource, load_image
+from depthlens.models.backends import check_choice, require
 from depthlens.models.download import Downloaded, download
 from depthlens.models.estimator import DepthResult, Estimator, pick_device
 from depthlens.models.registry import (
@@ -55,7 +56,7 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-_CACHE: dict[tuple[str, str, str], Estimator] = {}
+_CACHE: dict[tuple[str, ...], Estimator] = {}
 
 
 def _resolve(
@@ -90,6 +91,8 @@ def load_model(
     model: str | Path | None = None,
     weights: str | Path | None = None,
     device: str = "auto",
+    backend: str = "torch",
+    precision: str = "fp32",
 ) -> Estimator:
     """An Estimator for a zoo name (see ``depthlens.MODELS``) or a path to weights.
 
@@ -98,14 +101,18 @@ def load_model(
 
     ``weights`` is an official checkpoint, a safetensors file, a folder written by
     ``depthlens convert`` or a Hugging Face model folder; without it the weights are
-    looked up (bundled, local caches, Hub). Estimators are cached per process.
+    looked up (bundled, local caches, Hub). ``backend`` (torch, onnxruntime, openvino)
+    and ``precision`` (fp32, bf16, int8) choose how the network runs; the pre- and
+    post-processing are the same on all. Estimators are cached per process.
     """
     spec, location = _resolve(model, weights)
     torch_device = pick_device(device)
-    key = (spec.name, str(location.path.resolve()), str(torch_device))
+    chosen, bits = check_choice(backend, precision)  # a typo fails before the model loads
+    require(chosen)
+    key = (spec.name, str(location.path.resolve()), str(torch_device), chosen, bits)
     if key not in _CACHE:
         network = build_network(spec, location)
-        _CACHE[key] = Estimator(spec, network, torch_device, weights=str(location.path))
+        _CACHE[key] = Estimator(spec, network, torch_device, str(location.path), chosen, bits)
     return _CACHE[key]
 
 

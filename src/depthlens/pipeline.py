@@ -189,6 +189,8 @@ def predict_files(
     model: str | Path | Estimator | None = None,
     weights: PathLike | None = None,
     device: str = "auto",
+    backend: str = "torch",
+    precision: str = "fp32",
     formats: Sequence[str] = ("color", "png16"),
     colormap: str = "inferno",
     side_by_side: bool = False,
@@ -274,7 +276,7 @@ def predict_files(
         report.seconds = time.perf_counter() - started
         return report
 
-    estimator = _estimator(model, weights, device)
+    estimator = _estimator(model, weights, device, backend, precision)
     report.model, report.weights = estimator.name, estimator.weights
     done = len(skipped)
     total = len(items) + len(skipped)
@@ -364,7 +366,11 @@ def _find(
 
 
 def _estimator(
-    model: str | Path | Estimator | None, weights: PathLike | None, device: str
+    model: str | Path | Estimator | None,
+    weights: PathLike | None,
+    device: str,
+    backend: str = "torch",
+    precision: str = "fp32",
 ) -> Estimator:
     """A loaded model as given (anything with ``predict_images``), else ``load_model``
     (None: the default model)."""
@@ -372,7 +378,8 @@ def _estimator(
         return model
     import depthlens
 
-    return depthlens.load_model(model, Path(weights) if weights is not None else None, device)
+    path = Path(weights) if weights is not None else None
+    return depthlens.load_model(model, path, device, backend=backend, precision=precision)
 
 
 def _is_remote(text: object) -> bool:

@@ -1,6 +1,6 @@
 """The ``depthlens`` command: one thin function per verb over the library, one module
 per group of verbs (``predict``, ``effect``, ``eval``, ``train``, ``serve``, ``models``,
-``download``).
+``download``, ``export``, ``cache``).
 
 Errors the user can act on are printed as one sentence on stderr with a non-zero exit
 code (1: some inputs failed; 2: bad model, weights or arguments, including every error
@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from depthlens.cli import download, effect, eval, models, predict, serve, train
+from depthlens.cli import cache, download, effect, eval, export, models, predict, serve, train
 from depthlens.cli.common import (
     PlainUsageCommand,
     _quiet_library_warnings,
@@ -114,6 +114,7 @@ for _name, _function in (
     ("models", models.list_models),
     ("download", download.download),
     ("convert", models.convert),
+    ("export", export.export),
     ("demo", models.demo),
     ("effect", effect.effect),
     ("train", train.train),
@@ -121,6 +122,7 @@ for _name, _function in (
     ("pseudo-label", train.pseudo_label),
     ("synth", train.synth),
     ("serve", serve.serve),
+    ("cache", cache.cache),
 ):
     app.command(_name, cls=_Verb)(_function)
 

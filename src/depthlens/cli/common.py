@@ -83,6 +83,14 @@ WeightsOption = Annotated[
 RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Descend folders.")]
 BatchSizeOption = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+BackendOption = Annotated[
+    str,
+    typer.Option(help="How the network runs: torch, onnxruntime or openvino (CPU)."),
+]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(help="fp32, bf16 (torch, openvino) or int8: faster, slightly less exact."),
+]
 MaxMegapixelsOption = Annotated[
     float, typer.Option(min=0.01, help="Refuse larger images (decompression bombs).")
 ]

@@ -17,6 +17,7 @@ from rich.progress import Progress, TaskID
 
 from depthlens.cli.common import (
     AllowTruncatedOption,
+    BackendOption,
     CxOption,
     CyOption,
     DeviceOption,
@@ -25,6 +26,7 @@ from depthlens.cli.common import (
     FyOption,
     MaxMegapixelsOption,
     ModelOption,
+    PrecisionOption,
     WeightsOption,
     _progress_bar,
     _user_camera,
@@ -58,6 +60,8 @@ def effect(
     model: ModelOption = None,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    backend: BackendOption = "torch",
+    precision: PrecisionOption = "fp32",
     max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
     focus: Annotated[
         str | None,
@@ -160,7 +164,7 @@ def effect(
         threshold=threshold,
     )
     user_camera = _user_camera(fx, fy, cx, cy, fov)
-    estimator = depthlens.load_model(model, weights, device)
+    estimator = depthlens.load_model(model, weights, device, backend=backend, precision=precision)
     start = time.perf_counter()
     if video_in:
         reports: list[dict[str, object]] = []

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from depthlens.cli.common import DeviceOption, WeightsOption, _progress_bar, err, info, out
+from depthlens.cli.common import (
+    BackendOption,
+    DeviceOption,
+    PrecisionOption,
+    WeightsOption,
+    _progress_bar,
+    err,
+    info,
+    out,
+)
 from depthlens.errors import UsageError
 
 
@@ -55,6 +64,8 @@ def evaluate(
         str | None, typer.Option(help="SILog variant: zoedepth, depth_anything or metric3d.")
     ] = None,
     device: DeviceOption = "auto",
+    backend: BackendOption = "torch",
+    precision: PrecisionOption = "fp32",
     cache: Annotated[
         bool, typer.Option(help="Keep predictions in OUTPUT/predictions and reuse them.")
     ] = True,
@@ -109,7 +120,10 @@ def evaluate(
     names: list[str | None] = list(models) if models else [None]  # None: the default model
     if weights is not None and len(names) > 1:
         raise UsageError("--weights names one checkpoint, so it takes a single --model.")
-    estimators = [depthlens.load_model(name, weights, device=device) for name in names]
+    estimators = [
+        depthlens.load_model(name, weights, device, backend=backend, precision=precision)
+        for name in names
+    ]
     results = []
     for estimator in estimators:
         for data, protocol in zip(datasets, settled, strict=True):

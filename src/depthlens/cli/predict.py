@@ -18,6 +18,7 @@ from rich.progress import Progress, TaskID
 
 from depthlens.cli.common import (
     AllowTruncatedOption,
+    BackendOption,
     BatchSizeOption,
     CxOption,
     CyOption,
@@ -27,6 +28,7 @@ from depthlens.cli.common import (
     FyOption,
     MaxMegapixelsOption,
     ModelOption,
+    PrecisionOption,
     RecursiveOption,
     WeightsOption,
     _progress_bar,
@@ -100,6 +102,8 @@ _PASSED_ON = (
     "recursive",
     "batch_size",
     "device",
+    "backend",
+    "precision",
     "max_depth",
     "normals",
     "mesh_format",
@@ -118,6 +122,8 @@ def predict(
     recursive: RecursiveOption = False,
     batch_size: BatchSizeOption = 4,
     device: DeviceOption = "auto",
+    backend: BackendOption = "torch",
+    precision: PrecisionOption = "fp32",
     max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
     fx: FxOption = None,
     fy: FyOption = None,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from depthlens.cli.common import DeviceOption, say, verbosity
+from depthlens.cli.common import BackendOption, DeviceOption, PrecisionOption, say, verbosity
 
 
 def serve(
@@ -28,6 +28,8 @@ def serve(
         typer.Option(help="NAME=PATH: weights for a served model (a bare PATH: the first)."),
     ] = None,
     device: DeviceOption = "auto",
+    backend: BackendOption = "torch",
+    precision: PrecisionOption = "fp32",
     max_upload_mb: Annotated[
         float, typer.Option(min=0.001, help="Refuse larger uploads (1 MB = 10^6 bytes).")
     ] = 20.0,
@@ -55,6 +57,8 @@ def serve(
         models=names or None,  # None: the default model, or the bundled one without it
         weights=_served_weights(weights or [], names),
         device=device,
+        backend=backend,
+        precision=precision,
         max_upload_mb=max_upload_mb,
         max_megapixels=max_megapixels,
         workers=workers,

@@ -10,9 +10,11 @@ from typing import Annotated
 import typer
 
 from depthlens.cli.common import (
+    BackendOption,
     BatchSizeOption,
     DeviceOption,
     MaxMegapixelsOption,
+    PrecisionOption,
     RecursiveOption,
     WeightsOption,
     _progress_bar,
@@ -71,6 +73,8 @@ def pseudo_label(
     recursive: RecursiveOption = False,
     batch_size: BatchSizeOption = 4,
     device: DeviceOption = "auto",
+    backend: BackendOption = "torch",
+    precision: PrecisionOption = "fp32",
     max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
 ) -> None:
     """Label images with a teacher's relative inverse depth, as a training folder."""
@@ -85,6 +89,8 @@ def pseudo_label(
             model,
             weights=weights,
             device=device,
+            backend=backend,
+            precision=precision,
             batch_size=batch_size,
             recursive=recursive,
             max_pixels=int(max_megapixels * 1e6),

@@ -36,6 +36,8 @@ from transformers import DepthAnythingConfig as HFDepthAnythingConfig
 from transformers import DepthAnythingForDepthEstimation, Dinov2Config
 from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 
+from depthlens.models.backends.export import dinov2_resize
+
 # Official DINOv2 settings shared by V1 and V2 (depth_anything_v2/dinov2.py::DINOv2 and
 # torchhub/facebookresearch_dinov2_main/hubconf.py::_make_dinov2_model).
 PATCH_SIZE = 14
@@ -168,18 +170,15 @@ def interpolate_pos_embed(
     """
     num_positions = pos_embed.shape[1] - 1
     grid_h, grid_w = height // patch_size, width // patch_size
-    if grid_h * grid_w == num_positions and height == width:
+    # traced for an ONNX export, the sizes are tensors: dinov2_resize decides in the graph
+    if not torch.jit.is_tracing() and grid_h * grid_w == num_positions and height == width:
         return pos_embed
-    side = math.sqrt(num_positions)
+    side = math.isqrt(num_positions)
     dim = pos_embed.shape[-1]
-    patch_pos = pos_embed[:, 1:].float().reshape(1, int(side), int(side), dim).permute(0, 3, 1, 2)
-    patch_pos = F.interpolate(
-        patch_pos,
-        scale_factor=((grid_h + offset) / side, (grid_w + offset) / side),
-        mode="bicubic",
-        antialias=False,
-    )
-    if tuple(patch_pos.shape[-2:]) != (grid_h, grid_w):  # upstream asserts the same
+    patch_pos = pos_embed[:, 1:].float().reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    patch_pos = dinov2_resize(patch_pos, grid_h, grid_w, offset)
+    if not torch.jit.is_tracing() and tuple(patch_pos.shape[-2:]) != (grid_h, grid_w):
+        # upstream asserts the same
         raise ValueError(f"Position grid {tuple(patch_pos.shape[-2:])} != {(grid_h, grid_w)}.")
     patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, dim)
     class_pos = pos_embed[:, :1].float()
@@ -250,7 +249,9 @@ class DepthAnythingNetwork(nn.Module):
     to (h, w) (LiheYoung/Depth-Anything: depth_anything/dpt.py::DPT_DINOv2.forward); for
     multiples of 14 that resize maps every pixel to itself, so it is omitted. The head's
     own resize to (h/14 * 14, w/14 * 14), bilinear with align_corners=True, is
-    transformers' ``DepthAnythingDepthEstimationHead`` and matches ``DPTHead`` exactly.
+    transformers' ``DepthAnythingDepthEstimationHead`` and matches ``DPTHead`` exactly;
+    ``forward`` runs the head's layers itself with the input's own (h, w), where the
+    head would turn the traced size of an ONNX export into constants (``int()``).
     """
 
     def __init__(self, config: DAConfig) -> None:
@@ -266,8 +267,16 @@ class DepthAnythingNetwork(nn.Module):
         height, width = x.shape[-2:]
         if height % PATCH_SIZE or width % PATCH_SIZE:
             raise ValueError(f"Input size {height}x{width} is not a multiple of {PATCH_SIZE}.")
-        depth: Tensor = self.model(pixel_values=x).predicted_depth
-        return depth
+        model = self.model
+        features = model.backbone(x).feature_maps
+        hidden = model.neck(features, height // PATCH_SIZE, width // PATCH_SIZE)
+        # DepthAnythingDepthEstimationHead.forward, at (h, w) = the patch grid x 14
+        head = model.head
+        depth = head.conv1(hidden[head.head_in_index])
+        depth = F.interpolate(depth, (height, width), mode="bilinear", align_corners=True)
+        depth = head.conv3(head.activation1(head.conv2(depth)))
+        depth = head.activation2(depth) * head.max_depth
+        return depth.squeeze(dim=1)
 
 
 def build_network(config: DAConfig) -> DepthAnythingNetwork:

@@ -24,6 +24,10 @@ official numerics, the step is patched here, each with its citation:
    block's output to the next finer map's size (bilinear, align_corners=True;
    isl-org/MiDaS: midas/blocks.py::FeatureFusionBlock_custom). Identical for multiples of
    32; we follow MiDaS, so multiples of 16 give the official numbers too.
+5. Hybrid "same" padding, traced: BiT's ``DynamicPad2d`` computes its pad with
+   ``math.ceil(size / stride)``, which an ONNX trace records as a constant, so an
+   export would pad every input to the traced size. ``_same_pad`` is the same integer
+   formula in operators a trace follows (identical numbers in eager mode).
 
 Steps that already agree and are left alone: readout "project" (token ++ cls, Linear,
 exact GELU; midas/backbones/utils.py::ProjectReadout), the head (conv, x2 bilinear
@@ -48,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import BitConfig, DPTConfig, DPTForDepthEstimation
+from transformers.models.bit.modeling_bit import DynamicPad2d
 
 from depthlens.errors import WeightsError
 
@@ -190,6 +195,10 @@ class DPTNetwork(nn.Module):
         self.config = config
         if model is None:
             model = DPTForDepthEstimation(to_hf_config(config))
+        # Patch 5: the hybrid stem's "same" padding, traceable.
+        for module in model.modules():
+            if isinstance(module, DynamicPad2d):
+                module.compute_padding = _same_pad
         # Typed Any: transformers' own annotations do not cover the calls made below.
         self.dpt: Any = model.dpt
         self.neck: Any = model.neck
@@ -248,6 +257,13 @@ class DPTNetwork(nn.Module):
                 path = F.interpolate(path, scale_factor=2, mode="bilinear", align_corners=True)
             path = layer.projection(path)
         return path
+
+
+def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> int:
+    """TF-SAME total padding of one side, as BiT's ``DynamicPad2d.compute_padding``,
+    with ``-(-size // stride)`` for its ``math.ceil(size / stride)`` so that a traced
+    ``size`` stays a tensor."""
+    return max((-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
 
 
 def build_network(config: DPTVariantConfig) -> DPTNetwork:

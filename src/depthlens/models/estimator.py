@@ -22,6 +22,7 @@ from depthlens.geometry.camera import Camera
 from depthlens.io.images import Image, ImageSource, load_image
 
 # The generic resize rules lived here first; importers keep finding them here.
+from depthlens.models.backends import Runner, make_runner
 from depthlens.models.hooks import (
     MAX_SIDE_FACTOR,
     MIN_NETWORK_SIDE,
@@ -106,7 +107,11 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 class Estimator:
-    """A zoo model ready to predict: ``Estimator.predict(images) -> DepthResult(s)``."""
+    """A zoo model ready to predict: ``Estimator.predict(images) -> DepthResult(s)``.
+
+    ``backend`` and ``precision`` choose how the network runs (``models/backends``);
+    preparing and finishing the images is the same on all of them.
+    """
 
     def __init__(
         self,
@@ -114,6 +119,8 @@ class Estimator:
         network: nn.Module,
         device: torch.device | str = "cpu",
         weights: str = "",
+        backend: str = "torch",
+        precision: str = "fp32",
     ) -> None:
         self.spec = spec
         self.device = torch.device(device)
@@ -125,6 +132,8 @@ class Estimator:
             network = network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.network = network
         self.weights = weights
+        # the network call: torch, ONNX Runtime or OpenVINO, at a precision (backends/)
+        self.runner: Runner = make_runner(spec, network, self.device, backend, precision, weights)
         # the family's prepare/finish (models/hooks.py), found by spec.family
         self.hooks: FamilyHooks[Any] = hooks_for(spec)
 
@@ -136,9 +145,18 @@ class Estimator:
     def kind(self) -> DepthKind:
         return self.spec.kind
 
+    @property
+    def backend(self) -> str:
+        return self.runner.backend
+
+    @property
+    def precision(self) -> str:
+        return self.runner.precision
+
     def __repr__(self) -> str:
         return (
-            f"Estimator({self.spec.name!r}, device={str(self.device)!r}, weights={self.weights!r})"
+            f"Estimator({self.spec.name!r}, device={str(self.device)!r}, weights={self.weights!r}"
+            f", backend={self.backend!r}, precision={self.precision!r})"
         )
 
     @overload
@@ -188,7 +206,7 @@ class Estimator:
                 batch = torch.from_numpy(np.stack([p.tensor for _, p, _ in chunk]))
                 batch = batch.to(self.device)
                 start = time.perf_counter()
-                output = self.network(batch)
+                output = self.runner(batch)
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 forward = (time.perf_counter() - start) / len(chunk)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthlens.errors import WeightsError
+from depthlens.models.backends.export import dinov2_resize
 from depthlens.models.hooks import Finished, Prepared, as_float32
 
 if TYPE_CHECKING:
@@ -127,19 +128,15 @@ def interpolate_pos_embed(
     As Metric3D's DINOv2 (``interpolate_pos_encoding``): bicubic with scale factor
     ((grid_h + 0.1) / n, (grid_w + 0.1) / n) and no antialias, left alone for a square
     n x n grid. HF transformers uses an explicit size instead, which differs.
+    ``dinov2_resize`` is that resize, also when traced for an ONNX export.
     """
     patches = pos_embed[:, 1:]
     side = math.isqrt(patches.shape[1])
-    if grid_h == grid_w == side:
+    if not torch.jit.is_tracing() and grid_h == grid_w == side:
         return pos_embed
     dim = pos_embed.shape[-1]
     grid = patches.float().reshape(1, side, side, dim).permute(0, 3, 1, 2)
-    resized = F.interpolate(
-        grid,
-        scale_factor=((grid_h + offset) / side, (grid_w + offset) / side),
-        mode="bicubic",
-        antialias=False,
-    )
+    resized = dinov2_resize(grid, grid_h, grid_w, offset)
     resized = resized.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, dim)
     return torch.cat((pos_embed[:, :1].float(), resized), dim=1).to(pos_embed.dtype)
 

@@ -113,7 +113,13 @@ def load_models(settings: ServeSettings) -> dict[str, Estimator]:
             raise UnknownModelError(
                 f"Unknown model '{name}': serve one of {', '.join(sorted(MODELS))}."
             )
-        estimators[name] = load_model(name, settings.weights.get(name), settings.device)
+        estimators[name] = load_model(
+            name,
+            settings.weights.get(name),
+            settings.device,
+            backend=settings.backend,
+            precision=settings.precision,
+        )
     return estimators
 
 

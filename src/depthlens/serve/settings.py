@@ -27,7 +27,8 @@ class ServeSettings:
     ``models`` are zoo names; the first is the default. None (the default) serves the
     default model of ``depthlens.load_model``, settled when the app loads its models
     (``resolved``). ``weights`` maps some of them
-    to a checkpoint path (otherwise the weights are looked up as ``load_model`` does).
+    to a checkpoint path (otherwise the weights are looked up as ``load_model`` does);
+    ``backend`` and ``precision`` say how their networks run (``load_model``'s).
     ``workers`` inference threads run at once and ``queue_size`` more requests may wait
     for one (default 4 × workers); beyond that requests get 503. ``cache_megapixels``
     bounds the photos whose depth is kept for repeated requests (``serve.cache``; 0: none).
@@ -54,6 +55,8 @@ class ServeSettings:
     models: tuple[str, ...] | None = None
     weights: Mapping[str, str | Path] = field(default_factory=dict)
     device: str = "auto"
+    backend: str = "torch"
+    precision: str = "fp32"
     max_upload_mb: float = 20.0
     max_megapixels: float = 40.0
     workers: int = 1

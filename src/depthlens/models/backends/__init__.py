@@ -1,0 +1,156 @@
+"""How a network runs: the backend (torch, ONNX Runtime, OpenVINO) and its precision.
+
+The estimator prepares and finishes images the one official way (``models/hooks.py``);
+only the network call in between goes through a ``Runner``: a callable from a
+(B, 3, h, w) float32 batch to what the family's network returns (a (B, h, w) tensor,
+or a family's tuple of tensors such as Metric3D's), so the hooks cannot tell backends
+apart.
+
+- ``torch`` (``backends/pytorch.py``: a submodule named ``torch`` would shadow the
+  package's own ``torch``): the network itself; ``bf16`` runs it under CPU/CUDA autocast, ``int8``
+  quantises its Linear layers dynamically (``torch.ao.quantization.quantize_dynamic``).
+- ``onnxruntime``: the network exported to ONNX (``backends.export``) and run by an
+  ONNX Runtime session; ``int8`` is ORT's dynamic quantisation of the export.
+- ``openvino``: the network converted by OpenVINO and compiled for the CPU; ``bf16`` is
+  its inference-precision hint.
+
+Exported and converted models are kept under ``$DEPTHLENS_HOME/compiled``
+(``backends.cache``), keyed by model, weights sha256, backend and precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, cast
+
+import torch
+from torch import nn
+
+from depthlens.errors import UsageError
+from depthlens.models.spec import ModelSpec
+
+__all__ = [
+    "BACKENDS",
+    "PRECISIONS",
+    "Backend",
+    "OutputLayout",
+    "Precision",
+    "Runner",
+    "check_choice",
+    "make_runner",
+]
+
+Backend = Literal["torch", "onnxruntime", "openvino"]
+Precision = Literal["fp32", "bf16", "int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnxruntime", "openvino")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "int8")
+
+# What each backend offers; the rest is refused in one sentence.
+SUPPORTED: dict[Backend, tuple[Precision, ...]] = {
+    "torch": ("fp32", "bf16", "int8"),
+    "onnxruntime": ("fp32", "int8"),
+    "openvino": ("fp32", "bf16", "int8"),
+}
+# The extra that installs each backend's package.
+EXTRAS: dict[Backend, tuple[str, str]] = {
+    "onnxruntime": ("onnxruntime", "onnx"),
+    "openvino": ("openvino", "openvino"),
+}
+
+
+class Runner(Protocol):
+    """The network call of an Estimator: a batch in, the family's outputs out."""
+
+    backend: Backend
+    precision: Precision
+
+    def __call__(self, batch: torch.Tensor) -> Any: ...
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """What a network returns, so that a backend that gives back a flat list of arrays
+    can hand the hooks the same thing: ``names`` of the outputs in order (``depth``, or
+    a named tuple's fields such as Metric3D's ``depth, confidence, normal``) and how to
+    rebuild the structure from float32 tensors."""
+
+    names: tuple[str, ...]
+    kind: type[Any] | None  # a named tuple's class; None for a bare tensor
+
+    @classmethod
+    def of(cls, output: Any) -> OutputLayout:
+        if isinstance(output, torch.Tensor):
+            return cls(("depth",), None)
+        if isinstance(output, tuple) and hasattr(output, "_fields"):
+            return cls(tuple(output._fields), type(output))
+        raise TypeError(f"Cannot export a network that returns {type(output).__name__}.")
+
+    def flatten(self, output: Any) -> list[torch.Tensor]:
+        return [output] if self.kind is None else list(output)
+
+    def rebuild(self, arrays: Sequence[Any]) -> Any:
+        """The network's structure from arrays or tensors (float32 torch tensors)."""
+        tensors = [torch.as_tensor(array, dtype=torch.float32) for array in arrays]
+        return tensors[0] if self.kind is None else self.kind(*tensors)
+
+
+def check_choice(backend: str, precision: str) -> tuple[Backend, Precision]:
+    """``backend`` and ``precision`` as known names, or a UsageError saying what exists."""
+    name, bits = backend.strip().lower(), precision.strip().lower()
+    if name not in BACKENDS:
+        raise UsageError(f"Unknown backend '{backend}': use {', '.join(BACKENDS)}.")
+    if bits not in PRECISIONS:
+        raise UsageError(f"Unknown precision '{precision}': use {', '.join(PRECISIONS)}.")
+    chosen = cast(Backend, name)
+    if bits not in SUPPORTED[chosen]:
+        offered = " or ".join(SUPPORTED[chosen])
+        others = [b for b in BACKENDS if bits in SUPPORTED[b]]
+        raise UsageError(
+            f"The {chosen} backend runs {offered}, not {bits}; {bits} runs on "
+            f"{' and '.join(others)}."
+        )
+    return chosen, cast(Precision, bits)
+
+
+def require(backend: Backend) -> None:
+    """A UsageError naming the extra to install when ``backend``'s package is missing."""
+    if backend == "torch":
+        return
+    module, extra = EXTRAS[backend]
+    try:
+        __import__(module)
+    except ImportError:
+        raise UsageError(
+            f"The {backend} backend needs the {module} package: pip install 'depthlens[{extra}]'."
+        ) from None
+
+
+def make_runner(
+    spec: ModelSpec,
+    network: nn.Module,
+    device: torch.device,
+    backend: str = "torch",
+    precision: str = "fp32",
+    weights: str = "",
+) -> Runner:
+    """The runner of ``network`` on ``backend`` at ``precision``.
+
+    ``weights`` (the path the network's weights came from) keys the compiled-model cache
+    by its sha256 (``backends.cache.weights_key``): other weights are compiled again.
+    """
+    chosen, bits = check_choice(backend, precision)
+    require(chosen)
+    if chosen != "torch" and device.type != "cpu":
+        raise UsageError(f"The {chosen} backend runs on the CPU here; use --device cpu.")
+    if chosen == "torch":
+        from depthlens.models.backends.pytorch import TorchRunner
+
+        return TorchRunner(spec, network, device, bits, weights)
+    if chosen == "onnxruntime":
+        from depthlens.models.backends.onnxruntime import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(spec, network, device, bits, weights)
+    from depthlens.models.backends.openvino import OpenVinoRunner
+
+    return OpenVinoRunner(spec, network, device, bits, weights)

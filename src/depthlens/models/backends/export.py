@@ -1,0 +1,382 @@
+"""A zoo network as an ONNX file: for the ONNX Runtime backend and for users to take
+elsewhere (any ONNX runtime, any language).
+
+``export_onnx`` traces the network with torch's TorchScript exporter
+(``torch.onnx.export(..., dynamo=False)``: seconds where the dynamo exporter took ten
+minutes on the bundled model) on an input the family's own preparation gives for a
+640 x 480 photo. The file has one input, ``image`` (batch, 3, height, width) float32,
+prepared as the metadata says, and the network's outputs by name (``depth``, or
+Metric3D's ``depth, confidence, normal``). With ``dynamic`` (the default) batch, height
+and width are free: any size the network itself takes (multiples of 32 for MiDaS and
+DPT, of 14 for Depth Anything, of 28 for Metric3D). ``int8`` is ONNX Runtime's dynamic
+quantisation of the fp32 export (int8 weights, activations quantised per batch).
+
+Tracing records Python arithmetic on sizes as constants; the families keep their
+size-dependent steps traceable (``dinov2_resize`` below for the ViTs' position grids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, get_type_hints
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from depthlens.errors import UsageError
+from depthlens.models.backends import OutputLayout, Precision
+from depthlens.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = [
+    "EXAMPLE_IMAGE",
+    "INPUT_NAME",
+    "OPSET",
+    "depthlens_version",
+    "dinov2_resize",
+    "example_input",
+    "export_onnx",
+    "onnx_summary",
+    "output_layout",
+    "require_onnx",
+]
+
+INPUT_NAME = "image"
+OPSET = 17  # LayerNormalization is an op from 17; ONNX Runtime 1.16+ and OpenVINO read it
+OPSETS = (17, 18)
+# The example traced, and the fixed size of a static export: the network input the
+# family's preparation gives for a 4:3 landscape photo (MiDaS 192x256, DPT 384x512,
+# Depth Anything 518x686, Metric3D its 616x1064 canvas).
+EXAMPLE_IMAGE = (480, 640)  # (height, width)
+# int8 quantises what dominates a ViT: its Linear layers (MatMul/Gemm with a weight).
+# Convolutions stay fp32: ONNX Runtime's ConvInteger ran the bundled model 5x slower
+# than fp32 on an AVX2 CPU, 1.5 % of the output range off.
+INT8_OPS = ("MatMul", "Gemm")
+
+
+# ----------------------------------------------------------------- traceable steps
+
+
+def dinov2_resize(
+    grid: torch.Tensor, grid_h: int | torch.Tensor, grid_w: int | torch.Tensor, offset: float
+) -> torch.Tensor:
+    """(1, D, S, S) position grid -> (1, D, grid_h, grid_w), as DINOv2 resizes it.
+
+    Bicubic (A = -0.75, no antialias) with the *scale factor* ((grid_h + offset) / S,
+    (grid_w + offset) / S) (depth_anything_v2/dinov2.py::interpolate_pos_encoding);
+    callers leave the S x S grid as it is. Eager calls are ``F.interpolate`` itself.
+    Under tracing the sizes are tensors, which ``F.interpolate`` cannot take as scale
+    factors and a caller cannot branch on, so the resize is written as two
+    interpolation matrices built from them (ATen's upsample_bicubic2d: source =
+    (i + 0.5) / scale - 0.5, clamped taps) that keep the S x S grid as it is: it traces
+    into a graph that follows the input size and agrees with the eager resize to float
+    rounding (~1e-7).
+    """
+    side = grid.shape[-1]
+    if not torch.jit.is_tracing():
+        rows, columns = int(grid_h), int(grid_w)
+        scale = ((rows + offset) / side, (columns + offset) / side)
+        return F.interpolate(grid, scale_factor=scale, mode="bicubic", antialias=False)
+    rows_h, rows_w = torch.as_tensor(grid_h), torch.as_tensor(grid_w)
+    square = ((rows_h == side) & (rows_w == side)).float()
+    shift = offset * (1.0 - square)  # the S x S grid: scale 1, every tap weight 0 or 1
+    along_h = _bicubic_matrix(rows_h, side, shift)  # (grid_h, S)
+    along_w = _bicubic_matrix(rows_w, side, shift)  # (grid_w, S)
+    return along_h @ grid.float() @ along_w.transpose(0, 1)
+
+
+def _bicubic_matrix(rows: torch.Tensor, side: int, shift: torch.Tensor) -> torch.Tensor:
+    """(rows, side) weights of ATen's bicubic resize of ``side`` samples to ``rows`` by
+    the scale factor (rows + shift) / side."""
+    a = -0.75  # ATen's cubic convolution coefficient
+    inverse = side / (rows.float() + shift)
+    # arange of a traced size stays a graph op (torch's stubs want a number)
+    steps = torch.arange(rows, dtype=torch.float32)  # type: ignore[call-overload]
+    source = (steps + 0.5) * inverse - 0.5
+    start = torch.floor(source)
+    t = source - start
+
+    def near(x: torch.Tensor) -> torch.Tensor:  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x: torch.Tensor) -> torch.Tensor:  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    taps = torch.arange(side, dtype=torch.float32)
+    weights = torch.zeros((), dtype=torch.float32)
+    for k, weight in enumerate((far(t + 1), near(t), near(1 - t), far(2 - t))):
+        index = torch.clamp(start + (k - 1), 0, side - 1)
+        weights = weights + weight.unsqueeze(1) * (taps == index.unsqueeze(1)).float()
+    return weights
+
+
+# ----------------------------------------------------------------------- export
+
+
+def example_input(spec: ModelSpec, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """A (1, 3, h, w) float32 network input: the family's preparation of a synthetic
+    ``EXAMPLE_IMAGE`` photo, or seeded noise at ``size`` (h, w) when given."""
+    if size is not None:
+        generator = torch.Generator().manual_seed(0)
+        return torch.randn(1, 3, size[0], size[1], generator=generator)
+    from depthlens.io.images import Image
+    from depthlens.models.hooks import hooks_for
+
+    height, width = EXAMPLE_IMAGE
+    ramp = np.linspace(0, 255, height * width * 3, dtype=np.float64)
+    rgb = ramp.reshape(height, width, 3).astype(np.uint8)
+    prepared = hooks_for(spec).prepare(Image(rgb, None, "<example>"), spec)
+    return torch.from_numpy(prepared.tensor).unsqueeze(0)
+
+
+def output_layout(network: nn.Module, example: torch.Tensor | None = None) -> OutputLayout:
+    """What ``network`` returns, from its ``forward``'s return annotation (a tensor or a
+    named tuple), else by running it on ``example``."""
+    try:
+        returned = get_type_hints(type(network).forward).get("return")
+    except (NameError, TypeError):
+        returned = None
+    if returned is torch.Tensor:
+        return OutputLayout(("depth",), None)
+    if isinstance(returned, type) and issubclass(returned, tuple) and hasattr(returned, "_fields"):
+        return OutputLayout(tuple(returned._fields), returned)
+    if example is None:
+        raise TypeError(f"{type(network).__name__}.forward says nothing of what it returns.")
+    with torch.no_grad():
+        return OutputLayout.of(network(example))
+
+
+def export_onnx(
+    spec: ModelSpec,
+    network: nn.Module,
+    path: str | Path,
+    *,
+    dynamic: bool = True,
+    opset: int = OPSET,
+    precision: Precision | str = "fp32",
+    weights: str = "",
+    size: tuple[int, int] | None = None,
+) -> Path:
+    """Write ``network`` (the zoo row ``spec``'s) to ``path`` as ONNX; returns the path.
+
+    One input ``image`` (batch, 3, height, width), the outputs by name, batch, height
+    and width free unless ``dynamic`` is False (then fixed at the example's size:
+    ``size`` (h, w), else the family's input for a 640 x 480 photo). ``precision`` is
+    ``fp32`` or ``int8`` (dynamic quantisation of MatMul/Gemm weights). ``weights`` (the
+    file the network's weights came from) gives the ``weights_sha256`` metadata; without
+    it, the sha256 of the network's tensors. The file is written whole or not at all.
+    """
+    if precision not in ("fp32", "int8"):
+        raise UsageError(f"ONNX exports are fp32 or int8, not {precision}.")
+    if opset not in OPSETS:
+        raise UsageError(f"Export with opset {' or '.join(map(str, OPSETS))}, not {opset}.")
+    require_onnx(precision)
+    import onnx
+
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder; name the .onnx file to write.")
+    example = example_input(spec, size)
+    layout = output_layout(network, example)
+    model = onnx.load_from_string(_trace(network, example, layout, dynamic, opset))
+    if dynamic:
+        _name_output_axes(model)
+    else:  # the exporter leaves some output axes symbolic; the example fixes them all
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    if precision == "int8":
+        model = _quantize(model)
+    _describe(model, spec, network, layout, precision, weights)
+    from depthlens.io.depth_files import atomic_write
+
+    serialized = model.SerializeToString()
+
+    def write(file: BinaryIO) -> None:
+        file.write(serialized)
+
+    return atomic_write(target, write)
+
+
+def require_onnx(precision: str = "fp32") -> None:
+    """A UsageError naming the extra to install when the onnx package (and for int8,
+    onnxruntime, which quantises) is missing."""
+    for module in ("onnx", "onnxruntime") if precision == "int8" else ("onnx",):
+        try:
+            __import__(module)
+        except ImportError:
+            raise UsageError(
+                f"Exporting to ONNX needs the {module} package: pip install 'depthlens[onnx]'."
+            ) from None
+
+
+def _trace(
+    network: nn.Module, example: torch.Tensor, layout: OutputLayout, dynamic: bool, opset: int
+) -> bytes:
+    axes: dict[str, dict[int, str]] = {}
+    if dynamic:
+        axes = {name: {0: "batch"} for name in layout.names}
+        axes[INPUT_NAME] = {0: "batch", 2: "height", 3: "width"}
+    folder = tempfile.TemporaryDirectory(prefix="depthlens-onnx-")
+    path = Path(folder.name) / "model.onnx"
+    with folder, warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter is deprecated in favour of dynamo, which takes minutes;
+        # its TracerWarnings are about size checks that are constant by design.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            network,
+            (example,),
+            path,
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=list(layout.names),
+            dynamic_axes=axes or None,
+            opset_version=opset,
+            do_constant_folding=True,
+        )
+        return path.read_bytes()
+
+
+def _name_output_axes(model: onnx.ModelProto) -> None:
+    """Call the outputs' last two axes (the image's, (B, h, w) or (B, C, h, w)) height
+    and width, as the input's: the exporter names them after the ops that made them."""
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        for dim, name in zip(dims[-2:], ("height", "width"), strict=True):
+            dim.dim_param = name
+
+
+def _quantize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """ONNX Runtime's dynamic int8 quantisation of ``model``'s MatMul/Gemm weights.
+
+    Only products with a 2-D weight (the Linear layers) are quantised: attention's
+    products of two activations gain nothing, and the position-grid resize
+    (``dinov2_resize``) would move every token.
+    """
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    ranks = {tensor.name: len(tensor.dims) for tensor in model.graph.initializer}
+    linear = [
+        node.name
+        for node in model.graph.node
+        if node.op_type in INT8_OPS and len(node.input) > 1 and ranks.get(node.input[1]) == 2
+    ]
+    if not linear:  # a convolutional network: nothing to quantise
+        return model
+
+    quiet = logging.getLogger()
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "consider pre-processing" advice, on the root logger
+    try:
+        with tempfile.TemporaryDirectory(prefix="depthlens-int8-") as folder:
+            fp32, int8 = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+            onnx.save(model, fp32)
+            quantize_dynamic(
+                fp32,
+                int8,
+                op_types_to_quantize=list(INT8_OPS),
+                nodes_to_quantize=linear,
+                weight_type=QuantType.QInt8,
+            )
+            return onnx.load(int8)
+    finally:
+        quiet.setLevel(level)
+
+
+def _describe(
+    model: onnx.ModelProto,
+    spec: ModelSpec,
+    network: nn.Module,
+    layout: OutputLayout,
+    precision: str,
+    weights: str,
+) -> None:
+    """Name the producer and record what a user needs to run the file elsewhere."""
+    from depthlens.models.hooks import GENERIC_HOOKS, hooks_for
+
+    version = depthlens_version()
+    policy, out = spec.input, spec.output
+    generic = hooks_for(spec) is GENERIC_HOOKS
+    props = {
+        "model": spec.name,
+        "family": spec.family,
+        "variant": spec.variant,
+        "description": spec.description,
+        "kind": spec.kind,  # relative_inverse (larger = nearer) or metric (meters)
+        "outputs": ",".join(layout.names),
+        "licence": spec.licence,
+        "preprocessing": "resize" if generic else "letterbox",
+        "input_size": f"{policy.size[0]}x{policy.size[1]}",
+        "resize_method": policy.method,
+        "keep_aspect": str(policy.keep_aspect).lower(),
+        "multiple_of": str(policy.multiple_of),
+        "interpolation": policy.interpolation,
+        "mean": ",".join(map(str, policy.mean)),
+        "std": ",".join(map(str, policy.std)),
+        "output_resize": f"{out.mode}, align_corners={str(out.align_corners).lower()}",
+        "precision": precision,
+        "depthlens_version": version,
+        "weights_sha256": _weights_sha256(network, weights),
+    }
+    if spec.canonical_focal is not None:
+        props["canonical_focal"] = str(spec.canonical_focal)
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name, model.producer_version = "depthlens", version
+    model.doc_string = f"{spec.name}: {spec.description} ({spec.licence})"
+
+
+def _weights_sha256(network: nn.Module, weights: str) -> str:
+    """The weights file's sha256, else that of the network's tensors (as the cache keys
+    a network with no file)."""
+    from depthlens.models.weights import weights_sha256
+
+    found = weights_sha256(weights) if weights else None
+    if found is not None:
+        return found
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def depthlens_version() -> str:
+    """The installed distribution's version, else the package's own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("depthlens")
+    except PackageNotFoundError:
+        import depthlens
+
+        return depthlens.__version__
+
+
+def onnx_summary(path: str | Path) -> dict[str, Any]:
+    """An ONNX file's ``inputs`` and ``outputs`` (name -> shape, a free axis by its
+    name), ``opset`` and ``metadata``."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+
+    def shape(value: Any) -> tuple[str | int, ...]:
+        return tuple(d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim)
+
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return {
+        "inputs": {v.name: shape(v) for v in model.graph.input},
+        "outputs": {v.name: shape(v) for v in model.graph.output},
+        "opset": opset,
+        "metadata": {p.key: p.value for p in model.metadata_props},
+    }

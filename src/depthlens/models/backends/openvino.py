@@ -1,0 +1,208 @@
+"""The OpenVINO backend: the network traced, converted by OpenVINO's PyTorch frontend
+and compiled for the CPU.
+
+- Conversion: ``torch.jit.trace`` on the family's own input for a 640 x 480 photo
+  (``example_input``), read by OpenVINO's PyTorch frontend; batch, height and width stay
+  free (the families keep their size-dependent steps traceable), so one conversion
+  serves every input size. The input is named ``image`` and the outputs by the
+  network's ``OutputLayout`` (``depth``, or Metric3D's ``depth, confidence, normal``),
+  and they are read back by those names.
+- The frontend is called directly rather than through ``openvino.convert_model``, which
+  sends usage telemetry on every call (and waits ~6 s for it on a machine offline);
+  OpenVINO's own ``torch.compile`` backend converts the same way.
+- The model is kept as OpenVINO IR (fp32 weights) in its compiled-model cache entry
+  (``backends.cache``), with OpenVINO's compiled blobs (``CACHE_DIR``) beside it: a
+  second process reads both instead of tracing and compiling again.
+- ``fp32`` runs at f32 inference precision; ``bf16`` at bf16, which OpenVINO has only on
+  CPUs with AVX512_BF16 or AMX (elsewhere it would silently run f32, so it is refused);
+  ``int8`` is NNCF's int8 weight compression (``_compress_weights``): weights a quarter
+  of the size, computed in f32. On a CPU without VNNI it is no faster than fp32 (DA-V2-S
+  at 518 x 686, 2 threads); quantising the activations too (``nncf.quantize``) ran 1.7x
+  faster but moved the bundled model's depth by a third of its range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from depthlens.errors import UsageError
+from depthlens.models.backends import Backend, OutputLayout, Precision, cache
+from depthlens.models.backends.export import example_input, output_layout
+from depthlens.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+__all__ = ["INPUT_NAME", "OpenVinoRunner", "bf16_supported", "convert"]
+
+INPUT_NAME = "image"
+MODEL_FILE = "model.xml"  # and model.bin beside it
+# The photo size whose network input is traced: the family's own preparation of it
+# (MiDaS small 192x256, DPT 384x512, Depth Anything 518x686, Metric3D its canvas).
+_PRECISION_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+class OpenVinoRunner:
+    """``network`` converted by OpenVINO (or read back from the cache) and compiled for
+    the CPU at ``precision``; called with a (B, 3, h, w) float32 batch, it returns what
+    the network returns, as float32 tensors."""
+
+    backend: Backend = "openvino"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        network: nn.Module,
+        device: torch.device,
+        precision: Precision = "fp32",
+        weights: str = "",
+    ) -> None:
+        import openvino as ov
+
+        self.precision = precision
+        self.core = ov.Core()
+        if precision == "bf16" and not bf16_supported(self.core):
+            raise UsageError(
+                "OpenVINO runs bf16 only on CPUs with AVX512_BF16 or AMX, which this one "
+                "lacks; use --precision fp32 (or int8)."
+            )
+        self.layout = output_layout(network, example_input(spec))
+        key = cache.weights_key(network, weights)
+        self.entry = cache.entry_dir(spec, key, self.backend, precision)
+        xml = self.entry / MODEL_FILE
+        if not _readable(self.core, xml, self.layout):
+            model = convert(spec, network, self.layout)
+            if precision == "int8":
+                model = _compress_weights(model)
+            _save(model, xml)
+            cache.prune(keep=self.entry)
+        self.compiled = self.core.compile_model(
+            str(xml),
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": _PRECISION_HINT[precision],
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+                # compiled blobs persist beside the IR: the next process skips compiling
+                "CACHE_DIR": str(self.entry),
+            },
+        )
+        # one infer request per calling thread: a request is not safe to share
+        self._local = threading.local()
+
+    def __call__(self, batch: torch.Tensor) -> Any:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        array = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
+        result = request.infer({INPUT_NAME: array})
+        return self.layout.rebuild([result[name] for name in self.layout.names])
+
+
+def bf16_supported(core: ov.Core | None = None) -> bool:
+    """Whether OpenVINO's CPU plugin computes in bf16 here (AVX512_BF16 or AMX)."""
+    import openvino as ov
+
+    capabilities = (core or ov.Core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in capabilities
+
+
+def convert(spec: ModelSpec, network: nn.Module, layout: OutputLayout) -> ov.Model:
+    """``network`` as an OpenVINO model: input ``image`` (?, 3, ?, ?) float32, outputs
+    named by ``layout``, in its order."""
+    from openvino.frontend import FrontEndManager
+    from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
+
+    flat = _Flat(network, layout).eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        # TracerWarnings are about size checks that are constant by design
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(flat, example_input(spec), check_trace=False, strict=False)
+        frontend = FrontEndManager().load_by_framework("pytorch")
+        decoder = TorchScriptPythonDecoder(traced)
+        model = frontend.convert(frontend.load(decoder))
+    model.reshape([-1, 3, -1, -1])
+    model.inputs[0].get_tensor().set_names({INPUT_NAME})
+    if len(model.outputs) != len(layout.names):
+        raise RuntimeError(f"OpenVINO gave {len(model.outputs)} outputs for {layout.names}.")
+    for output, name in zip(model.outputs, layout.names, strict=True):
+        output.get_tensor().set_names({name})
+    return model
+
+
+class _Flat(nn.Module):
+    """The network with its outputs as a flat tuple in ``layout`` order (what a trace
+    can record, and the order the outputs are named in)."""
+
+    def __init__(self, network: nn.Module, layout: OutputLayout) -> None:
+        super().__init__()
+        self.network = network
+        self.layout = layout
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.layout.flatten(self.network(image)))
+
+
+def _readable(core: ov.Core, xml: Path, layout: OutputLayout) -> bool:
+    """Whether ``xml`` holds a model of this layout (a cache hit)."""
+    if not (xml.is_file() and xml.with_suffix(".bin").is_file()):
+        return False
+    try:
+        model = core.read_model(str(xml))
+    except RuntimeError:
+        return False  # a truncated or foreign file: convert again
+    names = tuple(output.get_any_name() for output in model.outputs)
+    return names == layout.names and model.inputs[0].get_any_name() == INPUT_NAME
+
+
+def _save(model: ov.Model, xml: Path) -> None:
+    """Write ``xml`` and its .bin so that a reader never sees half a model: both under
+    temporary names, then the weights and last the .xml renamed into place."""
+    import openvino as ov
+
+    tmp = xml.with_name(f".{xml.stem}-{os.getpid()}-{threading.get_ident()}.xml")
+    try:
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
+        os.replace(tmp, xml)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".bin").unlink(missing_ok=True)
+
+
+def _compress_weights(model: ov.Model) -> ov.Model:
+    """``model`` with its MatMul and convolution weights in int8 (NNCF's INT8_ASYM: per
+    output channel, asymmetric), decompressed to float as they are used; activations
+    stay float, so nothing needs calibrating."""
+    import sys
+
+    if "nncf" not in sys.modules:
+        # NNCF sends usage telemetry unless told it runs in CI; depthlens' users never
+        # agreed to that. (Set before NNCF's first import, which reads it.)
+        os.environ.setdefault("NNCF_CI", "1")
+    try:
+        import nncf
+    except ImportError:
+        raise UsageError(
+            "OpenVINO int8 needs the nncf package: pip install 'depthlens[openvino]'."
+        ) from None
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    nncf.set_log_level(logging.ERROR)
+    try:
+        # NNCF draws a progress bar on stdout, where a command may be writing JSON
+        with contextlib.redirect_stdout(io.StringIO()):
+            return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    finally:
+        nncf.set_log_level(level)

@@ -1,0 +1,450 @@
+"""ONNX export and the ONNX Runtime backend: every family, exported with free batch,
+height and width, runs in ONNX Runtime as in torch; the estimator gives the same depth
+on either backend; the compiled-model cache; the export command.
+
+Tiny random networks of every family (and the bundled model) are exported once per
+module at one size and checked at two others, so a size baked into the graph shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import depthlens
+from depthlens.errors import UsageError
+from depthlens.models import depth_anything as da
+from depthlens.models import dpt
+from depthlens.models import metric3d as m3d
+from depthlens.models.backends import OutputLayout, cache, make_runner
+from depthlens.models.backends import export as export_module
+from depthlens.models.backends import onnxruntime as ort_backend
+from depthlens.models.backends.export import export_onnx, onnx_summary, output_layout
+from depthlens.models.backends.onnxruntime import OnnxRuntimeRunner
+from depthlens.models.estimator import Estimator
+from depthlens.models.registry import get_spec
+from depthlens.models.spec import ModelSpec
+from depthlens.models.weights import BUNDLED_DIR
+from tests.checkpoints import random_state_dict
+
+onnxruntime = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+CPU = torch.device("cpu")
+# ORT and torch sum in other orders: 1e-6 of the range is typical, 1e-5 the worst seen.
+FP32_TOLERANCE = 1e-4
+
+TINY_DPT = dpt.DPTVariantConfig(
+    hybrid=False,
+    hidden_size=32,
+    num_layers=4,
+    num_heads=2,
+    mlp_size=64,
+    hooks=(0, 1, 2, 3),
+    neck_sizes=(8, 16, 32, 32),
+    features=16,
+)
+TINY_HYBRID = dpt.DPTVariantConfig(
+    hybrid=True,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    mlp_size=64,
+    hooks=(0, 1, 0, 1),
+    neck_sizes=(16, 32, 32, 32),
+    features=16,
+    resnet_depths=(1, 1, 1),
+    resnet_widths=(16, 32, 64),
+    resnet_stem=8,
+    resnet_groups=4,
+)
+# A 4 x 4 position grid: a 56 x 56 input is the grid's own size (no resize upstream).
+TINY_DA = da.DAConfig(
+    width=32,
+    depth=5,
+    heads=2,
+    features=16,
+    out_channels=(8, 16, 32, 32),
+    hooked_blocks=(0, 2, 3, 4),
+    image_size=56,
+)
+TINY_M3D = m3d.Metric3DConfig(
+    embed_dim=32,
+    depth=2,
+    num_heads=1,
+    pos_grid=4,
+    feature_channels=(8, 16, 32, 32),
+    decoder_channels=(8, 8, 16, 32, 32),
+    hidden_channels=8,
+    iters=2,
+    num_bins=16,
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A zoo row with a tiny network: exported at ``export_size``, checked at ``sizes``."""
+
+    model: str
+    build: Callable[[], nn.Module]
+    export_size: tuple[int, int] | None  # None: the runner's own export, as users get
+    sizes: tuple[tuple[int, int], tuple[int, int]]
+
+
+def _random(network: nn.Module, seed: int = 0) -> nn.Module:
+    """``network`` with deterministic random weights of visible size (tests/checkpoints)."""
+    layout = {key: tuple(value.shape) for key, value in network.state_dict().items()}
+    network.load_state_dict(random_state_dict(layout, seed), strict=True)
+    return network.eval()
+
+
+def _bundled() -> nn.Module:
+    return depthlens.load_model("depthlens-small", device="cpu").network
+
+
+CASES = {
+    case.model: case
+    for case in (
+        Case("depthlens-small", _bundled, None, ((96, 128), (64, 160))),
+        Case(
+            "dpt-large",
+            lambda: _random(dpt.build_network(TINY_DPT)),
+            (64, 96),
+            ((96, 64), (128, 128)),
+        ),
+        Case(
+            "dpt-hybrid",
+            lambda: _random(dpt.build_network(TINY_HYBRID)),
+            (64, 96),
+            ((96, 64), (128, 128)),
+        ),
+        Case(
+            "depth-anything-small",  # V1
+            lambda: _random(
+                da.build_network(replace(TINY_DA, version=1, hooked_blocks=(1, 2, 3, 4)))
+            ),
+            (42, 70),
+            ((56, 56), (84, 56)),
+        ),
+        Case(
+            "depth-anything-v2-small",
+            lambda: _random(da.build_network(TINY_DA)),
+            (42, 70),
+            ((56, 56), (84, 56)),
+        ),
+        Case(
+            "depth-anything-v2-metric-indoor-small",
+            lambda: _random(da.build_network(replace(TINY_DA, metric=True, max_depth=20.0))),
+            (42, 70),
+            ((56, 56), (84, 56)),
+        ),
+        Case(
+            "metric3d-v2-small",
+            lambda: _random(m3d.build_network(TINY_M3D)),
+            (28, 84),
+            ((56, 56), (84, 56)),
+        ),
+    )
+}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A compiled-model cache of this module's own."""
+    folder = tmp_path_factory.mktemp("depthlens-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEPTHLENS_HOME", str(folder))
+        patch.delenv("DEPTHLENS_CACHE_GB", raising=False)
+        yield folder
+
+
+@dataclass
+class Exported:
+    case: Case
+    spec: ModelSpec
+    network: nn.Module
+    weights: str
+    runner: OnnxRuntimeRunner  # on the cache entry's export
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def exported(request: pytest.FixtureRequest, home: Path) -> Exported:
+    """One family's network, exported into the cache as the ONNX Runtime runner keeps
+    it, and a runner on that entry."""
+    case = CASES[request.param]
+    spec = get_spec(case.model)
+    network = case.build()
+    weights = str(BUNDLED_DIR / "depthlens-small.safetensors") if case.export_size is None else ""
+    if case.export_size is not None:  # at a small size of its own: a fast trace
+        folder = cache.entry_dir(spec, cache.weights_key(network, weights), "onnxruntime", "fp32")
+        export_onnx(spec, network, folder / "model.onnx", size=case.export_size)
+    with pytest.MonkeyPatch.context() as patch:
+        if case.export_size is not None:
+            patch.setattr(ort_backend, "export_onnx", no_export)
+        runner = OnnxRuntimeRunner(spec, network, CPU, "fp32", weights)
+    return Exported(case, spec, network, weights, runner)
+
+
+def no_export(*args: object, **kwargs: object) -> None:
+    raise AssertionError("exported again instead of reusing the cache entry")
+
+
+def _outputs(output: object) -> list[np.ndarray]:
+    layout = OutputLayout.of(output)
+    return [tensor.detach().numpy() for tensor in layout.flatten(output)]
+
+
+def _share_of_range(reference: np.ndarray, other: np.ndarray) -> float:
+    """max |reference - other| over the reference's range."""
+    assert reference.shape == other.shape
+    span = float(reference.max() - reference.min())
+    assert span > 0
+    return float(np.abs(reference - other).max()) / span
+
+
+# ------------------------------------------------------------------ every family
+
+
+def test_onnxruntime_matches_torch_at_other_sizes_and_batch_2(exported: Exported) -> None:
+    runner = exported.runner
+    assert (runner.backend, runner.precision) == ("onnxruntime", "fp32")
+    generator = torch.Generator().manual_seed(1)
+    for height, width in exported.case.sizes:
+        batch = torch.randn(2, 3, height, width, generator=generator)
+        with torch.no_grad():
+            expected = exported.network(batch)
+        got = runner(batch)
+        assert type(got) is type(expected)
+        for want, have in zip(_outputs(expected), _outputs(got), strict=True):
+            assert have.dtype == np.float32
+            assert _share_of_range(want, have) < FP32_TOLERANCE, (height, width)
+
+
+def test_export_has_free_axes_and_metadata(exported: Exported) -> None:
+    summary = onnx_summary(exported.runner.path)
+    assert summary["inputs"] == {"image": ("batch", 3, "height", "width")}
+    layout = output_layout(exported.network)
+    assert tuple(summary["outputs"]) == layout.names
+    for shape in summary["outputs"].values():
+        assert shape[0] == "batch" and shape[-2:] == ("height", "width")
+    meta = summary["metadata"]
+    spec = exported.spec
+    assert meta["model"] == spec.name and meta["family"] == spec.family
+    assert meta["variant"] == spec.variant and meta["kind"] == spec.kind
+    assert meta["licence"] == spec.licence and meta["precision"] == "fp32"
+    assert meta["multiple_of"] == str(spec.input.multiple_of)
+    assert meta["mean"] == ",".join(map(str, spec.input.mean))
+    assert meta["depthlens_version"] == export_module.depthlens_version()
+    assert len(meta["weights_sha256"]) == 64
+    assert meta["preprocessing"] == ("letterbox" if spec.family == "metric3d" else "resize")
+
+
+# The generic hooks (resize, bicubic back) and Metric3D's (letterbox, named outputs); the
+# other families' hooks are the generic ones.
+@pytest.mark.parametrize("exported", ["depthlens-small", "metric3d-v2-small"], indirect=True)
+def test_estimator_on_onnxruntime_gives_the_torch_depth(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ort_backend, "export_onnx", no_export)
+    image = np.random.default_rng(2).integers(0, 256, (45, 60, 3), dtype=np.uint8)
+    spec, network, weights = exported.spec, exported.network, exported.weights
+    on_torch = Estimator(spec, network, "cpu", weights=weights)
+    on_ort = Estimator(spec, network, "cpu", weights=weights, backend="onnxruntime")
+    assert on_ort.backend == "onnxruntime"
+    want, have = on_torch.predict(image), on_ort.predict(image)
+    assert have.depth.shape == (45, 60) and have.kind == want.kind
+    assert _share_of_range(want.depth, have.depth) < FP32_TOLERANCE
+    if want.normals is not None:
+        assert have.normals is not None and have.confidence is not None
+        assert np.abs(want.normals - have.normals).max() < FP32_TOLERANCE
+
+
+@pytest.mark.parametrize("exported", ["depthlens-small"], indirect=True)
+def test_bundled_export_records_its_weights_sha256(exported: Exported) -> None:
+    meta = onnx_summary(exported.runner.path)["metadata"]
+    weights = Path(exported.weights).read_bytes()
+    assert meta["weights_sha256"] == hashlib.sha256(weights).hexdigest()
+    assert meta["input_size"] == "256x256" and meta["resize_method"] == "upper_bound"
+
+
+# ----------------------------------------------------------------------- int8
+
+# Dynamic int8 quantisation of the Linear layers (int8 weights per tensor, activations
+# per batch) moved this tiny random Depth Anything by 0.3-2.6 % of its output range over
+# 12 batches, as much as torch's own dynamic int8 does (0.5-1.5 %); a random full-size
+# V2 Small at 518 x 686 moved by 0.75 %. Tiny random DPTs (2-16 %) and Metric3Ds
+# (1-5 %) move more under either runtime's int8, so they are not held to this bound.
+INT8_TOLERANCE = 0.05
+
+
+def test_int8_stays_close_to_fp32(home: Path, tmp_path: Path) -> None:
+    case = CASES["depth-anything-v2-small"]
+    spec, network = get_spec(case.model), case.build()
+    path = export_onnx(
+        spec, network, tmp_path / "int8.onnx", precision="int8", size=case.export_size
+    )
+    ops = {node.op_type for node in onnx.load(path).graph.node}
+    assert "DynamicQuantizeLinear" in ops and "MatMulInteger" in ops
+    assert onnx_summary(path)["metadata"]["precision"] == "int8"
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    batch = torch.randn(2, 3, *case.sizes[1], generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = network(batch).numpy()
+    (got,) = session.run(None, {"image": batch.numpy()})
+    assert 0 < _share_of_range(expected, got) < INT8_TOLERANCE
+
+
+# ----------------------------------------------------------------------- the cache
+
+
+class Scaled(nn.Module):
+    """The least a cache entry needs: a network with weights, (B, 3, h, w) -> (B, h, w)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 3, padding=1)
+        nn.init.normal_(self.conv.weight, generator=torch.Generator().manual_seed(seed))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).squeeze(1)
+
+
+SPEC = get_spec("depthlens-small")
+
+
+@pytest.fixture
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache of the test's own (the families' entries stay untouched)."""
+    monkeypatch.setenv("DEPTHLENS_HOME", str(tmp_path))
+    monkeypatch.delenv("DEPTHLENS_CACHE_GB", raising=False)
+    return tmp_path
+
+
+def test_cache_reuses_an_entry_and_keys_other_weights_apart(
+    own_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network = Scaled(seed=5)
+    first = OnnxRuntimeRunner(SPEC, network, CPU)
+    written = first.path.stat().st_mtime_ns
+    names = sorted(path.name for path in first.path.parent.iterdir())
+    assert names == ["model.onnx", f"model.ort-{onnxruntime.__version__}.onnx"]
+    with monkeypatch.context() as patch:
+        patch.setattr(ort_backend, "export_onnx", no_export)
+        again = OnnxRuntimeRunner(SPEC, network, CPU)
+    assert again.path == first.path and again.path.stat().st_mtime_ns == written
+    other = OnnxRuntimeRunner(SPEC, Scaled(seed=6), CPU)
+    assert other.path.parent != first.path.parent and other.path.is_file()
+    int8 = OnnxRuntimeRunner(SPEC, network, CPU, "int8")
+    assert int8.path.parent != first.path.parent and int8.precision == "int8"
+
+
+def test_cache_replaces_a_broken_or_stale_export(
+    own_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network = Scaled(seed=7)
+    runner = OnnxRuntimeRunner(SPEC, network, CPU)
+    for path in runner.path.parent.iterdir():
+        path.write_bytes(b"not a model")
+    batch = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = network(batch).numpy()
+    repaired = OnnxRuntimeRunner(SPEC, network, CPU)
+    assert _share_of_range(expected, repaired(batch).numpy()) < FP32_TOLERANCE
+    # another depthlens version's export is made again
+    monkeypatch.setattr(ort_backend, "depthlens_version", lambda: "0.0.0-other")
+    calls: list[Path] = []
+    monkeypatch.setattr(ort_backend, "export_onnx", lambda *a, **k: calls.append(a[2]))
+    OnnxRuntimeRunner(SPEC, network, CPU)
+    assert calls == [runner.path]
+
+
+def test_cache_prune_respects_the_size_limit(
+    own_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = OnnxRuntimeRunner(SPEC, Scaled(seed=8), CPU).path.parent
+    size = sum(path.stat().st_size for path in kept.iterdir())
+    # room for about two entries: the oldest go, the newest two stay
+    monkeypatch.setenv("DEPTHLENS_CACHE_GB", str(2.5 * size / 1e9))
+    newest = OnnxRuntimeRunner(SPEC, Scaled(seed=9), CPU).path.parent
+    assert [entry.path for entry in cache.entries()][:2] == [newest, kept]
+    assert len(cache.entries()) == 2
+    monkeypatch.setenv("DEPTHLENS_CACHE_GB", "1e-9")  # less than one: only the newest
+    latest = OnnxRuntimeRunner(SPEC, Scaled(seed=10), CPU).path.parent
+    assert [entry.path for entry in cache.entries()] == [latest]
+
+
+# ----------------------------------------------------------------------- export
+
+
+def test_static_export_fixes_batch_and_size(tmp_path: Path) -> None:
+    path = export_onnx(SPEC, Scaled(seed=11), tmp_path / "static.onnx", dynamic=False)
+    summary = onnx_summary(path)
+    # the bundled model's input for a 640 x 480 photo
+    assert summary["inputs"] == {"image": (1, 3, 192, 256)}
+    assert summary["outputs"] == {"depth": (1, 192, 256)}
+
+
+def test_export_refuses_what_it_cannot_write(tmp_path: Path) -> None:
+    spec, network = SPEC, Scaled(seed=11)
+    with pytest.raises(UsageError, match="is a folder"):
+        export_onnx(spec, network, tmp_path)
+    with pytest.raises(UsageError, match="fp32 or int8, not bf16"):
+        export_onnx(spec, network, tmp_path / "m.onnx", precision="bf16")
+    with pytest.raises(UsageError, match="opset"):
+        export_onnx(spec, network, tmp_path / "m.onnx", opset=11)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_without_the_onnx_packages_one_sentence_says_what_to_install(
+    missing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from depthlens.cli.export import export
+
+    monkeypatch.setitem(sys.modules, missing, None)  # import fails as if not installed
+    spec, network = SPEC, Scaled(seed=11)
+    hint = "pip install 'depthlens[onnx]'"
+    if missing == "onnx":
+        with pytest.raises(UsageError, match="needs the onnx package") as info:
+            export_onnx(spec, network, tmp_path / "m.onnx")
+        assert hint in str(info.value)
+    with pytest.raises(UsageError) as info:
+        export("depthlens-small", tmp_path / "m.onnx", precision="int8")
+    assert str(info.value).count(".") <= 2 and hint in str(info.value)
+    if missing == "onnxruntime":
+        with pytest.raises(UsageError, match="needs the onnxruntime package"):
+            make_runner(spec, network, CPU, "onnxruntime")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_command_writes_a_file_onnxruntime_runs(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "from depthlens.cli import main; main()"]
+    result = subprocess.run(
+        [*command, "export", "depthlens-small", "-o", "out/model.onnx"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    line = result.stdout.strip()
+    assert "\n" not in line and "model.onnx" in line and "opset 17" in line
+    assert "image (batch, 3, height, width)" in line and "depth (batch, height, width)" in line
+    path = tmp_path / "out" / "model.onnx"
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["model"] == "depthlens-small" and meta["kind"] == "relative_inverse"
+    assert set(meta) >= {"input_size", "resize_method", "mean", "std", "weights_sha256"}
+    (depth,) = session.run(None, {"image": np.zeros((2, 3, 96, 160), np.float32)})
+    assert depth.shape == (2, 96, 160)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["model.onnx"]  # no temporaries
