@@ -7,7 +7,9 @@ is the image centre ``(width / 2, height / 2)``.
 
 Every camera says where it came from (``Camera.source``): ``"user"`` (given by the
 caller: ``--fx``/``--fov`` options, a dataset's calibration), ``"exif"`` (the photo's
-metadata) or ``"default"`` (nothing was known; ``DEFAULT_FOV_DEG`` is assumed).
+metadata), ``"estimated"`` (a model that predicts the camera from the photo, named by
+``Camera.estimated_by``: Depth Pro, MoGe-2) or ``"default"`` (nothing was known;
+``DEFAULT_FOV_DEG`` is assumed).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "CAMERA_SOURCES",
     "DEFAULT_FOV_DEG",
     "MAX_FOV_DEG",
     "MIN_FOV_DEG",
@@ -59,7 +62,8 @@ DEFAULT_FOV_DEG = 60.0
 MIN_FOV_DEG = 1.0
 MAX_FOV_DEG = 179.0
 
-CameraSource = Literal["user", "exif", "default"]
+CameraSource = Literal["user", "exif", "estimated", "default"]
+CAMERA_SOURCES: tuple[CameraSource, ...] = ("user", "exif", "estimated", "default")
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class Camera:
     pixels; a point (X, Y, Z) in camera coordinates (metres, Z forward) projects to
     ``(fx * X / Z + cx, fy * Y / Z + cy)`` in continuous pixel coordinates (the centre
     of pixel ``(row, col)`` is ``(col + 0.5, row + 0.5)``). ``source`` says where the
-    numbers came from: ``"user"``, ``"exif"`` or ``"default"`` (assumed).
+    numbers came from: ``"user"``, ``"exif"``, ``"estimated"`` (by the model named in
+    ``estimated_by``) or ``"default"`` (assumed).
     """
 
     fx: float
@@ -80,6 +85,7 @@ class Camera:
     width: int
     height: int
     source: CameraSource = "user"
+    estimated_by: str | None = None  # the model that estimated it (source "estimated")
 
     def __post_init__(self) -> None:
         if not (self.fx > 0 and self.fy > 0):
@@ -96,8 +102,10 @@ class Camera:
                     f"principal point {axis}={centre:g} lies more than an image size ({size} px) "
                     "outside the image"
                 )
-        if self.source not in ("user", "exif", "default"):
-            raise ValueError(f"camera source must be user, exif or default, got {self.source!r}")
+        if self.source not in CAMERA_SOURCES:
+            raise ValueError(
+                f"camera source must be one of {', '.join(CAMERA_SOURCES)}, got {self.source!r}"
+            )
 
     @classmethod
     def from_fov(
@@ -150,8 +158,9 @@ class Camera:
         return self
 
     def as_dict(self) -> dict[str, float | int | str]:
-        """``fx, fy, cx, cy`` (pixels), ``width, height`` and ``source``, for JSON."""
-        return {
+        """``fx, fy, cx, cy`` (pixels), ``width, height``, ``source`` and, for an
+        estimated camera, ``estimated_by``, for JSON."""
+        found: dict[str, float | int | str] = {
             "fx": self.fx,
             "fy": self.fy,
             "cx": self.cx,
@@ -160,6 +169,9 @@ class Camera:
             "height": self.height,
             "source": self.source,
         }
+        if self.estimated_by is not None:
+            found["estimated_by"] = self.estimated_by
+        return found
 
 
 def check_fov(degrees: float) -> float:

@@ -330,8 +330,9 @@ def depth_sidecar(
 
     Keys: ``model``, ``kind``, ``units`` (``DEPTH_UNITS[kind]``), ``width``,
     ``height``, ``fx``, ``fy``, ``cx``, ``cy`` (pixels), ``camera_source`` (``user``,
-    ``exif`` or ``default``), ``min_depth`` and ``max_depth`` over the finite values
-    (None when there are none), then ``extra`` as given (JSON-serialisable values).
+    ``exif``, ``estimated`` or ``default``; an estimated camera adds
+    ``camera_estimated_by``, the model's name), ``min_depth`` and ``max_depth`` over the
+    finite values (None when there are none), then ``extra`` as given (JSON-serialisable values).
     """
     finite = depth[np.isfinite(depth)]
     info: dict[str, object] = {
@@ -345,6 +346,7 @@ def depth_sidecar(
         "cx": camera.cx,
         "cy": camera.cy,
         "camera_source": camera.source,
+        **({"camera_estimated_by": camera.estimated_by} if camera.estimated_by else {}),
         "min_depth": float(finite.min()) if finite.size else None,
         "max_depth": float(finite.max()) if finite.size else None,
     }

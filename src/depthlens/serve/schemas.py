@@ -51,8 +51,9 @@ class TimingsMs(BaseModel):
 
 class CameraJson(BaseModel):
     """The camera the depth was computed for (pixels): from the ``fov`` field (user),
-    the photo's EXIF, or an assumed 60° horizontal field of view (default). Metric
-    models scale their output by its focal length."""
+    the photo's EXIF, estimated from the photo by the model, or an assumed 60°
+    horizontal field of view (default). Metric models scale their output by its focal
+    length."""
 
     fx: float
     fy: float
@@ -60,7 +61,10 @@ class CameraJson(BaseModel):
     cy: float
     width: int
     height: int
-    source: Literal["user", "exif", "default"]
+    source: Literal["user", "exif", "estimated", "default"]
+    estimated_by: str | None = Field(
+        default=None, description="The model that estimated the camera (source 'estimated')."
+    )
 
 
 class DepthJson(BaseModel):
