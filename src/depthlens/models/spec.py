@@ -83,3 +83,7 @@ class ModelSpec:
     # that camera would see; the estimator multiplies it by fx / canonical_focal, with
     # fx the image's focal length in network-input pixels.
     canonical_focal: float | None = None
+    # Families that predict the camera from the photo (Depth Pro's field-of-view head,
+    # MoGe-2's point map) set it: an image without a user or EXIF camera gets theirs,
+    # with Camera.source "estimated".
+    estimates_camera: bool = False
