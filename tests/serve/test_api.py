@@ -17,6 +17,8 @@ from PIL import Image as PILImage
 import depthlens
 from depthlens.errors import UsageError, WeightsError
 from depthlens.serve import FORMATS, ServeSettings, create_app
+from depthlens.serve import jobs as serve_jobs
+from depthlens.serve.jobs import encode_depth
 from depthlens.synth.demo import demo_scene
 from depthlens.viz.colormaps import COLORMAPS
 from tests.cli import run_cli
@@ -119,6 +121,25 @@ def test_npy_is_the_library_prediction(client, photo_png, reference):
     depth = np.load(io.BytesIO(response.content), allow_pickle=False)
     assert depth.dtype == np.float32 and depth.shape == (HEIGHT, WIDTH)
     np.testing.assert_allclose(depth, reference.depth, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("output_format", ["color", "png16", "npy"])
+def test_file_answers_are_encode_depth_of_the_prediction(
+    client, photo_png, output_format, monkeypatch
+):
+    # benchmarks/bench_serve.py's direct peer encodes with encode_depth: the same work.
+    encoded = []
+
+    def recording(result, fmt, colormap="inferno"):
+        body, headers = encode_depth(result, fmt, colormap)
+        encoded.append((result, fmt, body))
+        return body, headers
+
+    monkeypatch.setattr(serve_jobs, "encode_depth", recording)
+    response = post_photo(client, photo_png, format=output_format)
+    [(result, fmt, body)] = encoded
+    assert fmt == output_format and response.content == body
+    assert result.depth.shape == (HEIGHT, WIDTH)
 
 
 def test_json_statistics_depth_and_heatmap(client, photo_png, reference):

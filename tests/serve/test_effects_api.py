@@ -145,13 +145,26 @@ def test_cache_keeps_recent_photos_within_its_pixel_budget():
     from depthlens.io.images import Image
     from depthlens.serve.cache import DepthCache
 
+    def entry(side: int, index: int) -> tuple[Image, depthlens.DepthResult]:
+        rgb = np.full((side, side, 3), index, np.uint8)
+        depth = np.full((side, side), index, np.float32)
+        return Image(rgb, None, f"p{index}"), depthlens.DepthResult(depth, "metric", "m", "p")
+
     cache = DepthCache(max_pixels=2 * 100)
-    images = [Image(np.zeros((10, 10, 3), np.uint8), None, f"p{i}") for i in range(3)]
     keys = [DepthCache.key("m", bytes([i])) for i in range(3)]
-    for key, image in zip(keys, images, strict=True):
-        cache.put(key, image, object())  # type: ignore[arg-type]
-    assert len(cache) == 2 and cache.get(keys[0]) is None and cache.get(keys[2]) is not None
-    cache.put(DepthCache.key("m", b"big"), Image(np.zeros((20, 20, 3), np.uint8), None, "b"), None)  # type: ignore[arg-type]
+    entries = [entry(10, i) for i in range(3)]
+    for key, (image, result) in zip(keys, entries, strict=True):
+        cache.put(key, image, result)
+    assert len(cache) == 2 and cache.get(keys[0]) is None
+    kept = cache.get(keys[2])
+    assert kept is not None
+    (image, result), (given_image, given_result) = kept, entries[2]
+    # Equal copies: the arrays a prediction hands over are not the ones kept.
+    np.testing.assert_array_equal(image.rgb, given_image.rgb)
+    np.testing.assert_array_equal(result.depth, given_result.depth)
+    assert not np.shares_memory(image.rgb, given_image.rgb)
+    assert not np.shares_memory(result.depth, given_result.depth)
+    cache.put(DepthCache.key("m", b"big"), *entry(20, 9))
     assert len(cache) == 2  # larger than the whole budget: never kept
     assert DepthCache.key("other", bytes([2])) != keys[2]  # per model
 

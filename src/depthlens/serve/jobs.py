@@ -36,6 +36,7 @@ from depthlens.serve.errors import ApiError, plain_text
 from depthlens.serve.schemas import CameraJson, DepthJson, EffectJson, Percentiles, TimingsMs
 
 OutputFormat = Literal["color", "png16", "npy", "json"]
+FileFormat = Literal["color", "png16", "npy"]  # the formats answered with a file
 
 _CLIP_MEDIA = {"gif": "image/gif", "mp4": "video/mp4"}
 # Output file names end as the CLI's do (depthlens predict).
@@ -285,21 +286,35 @@ def _json_with_base64(model_json: str, extras: Mapping[str, bytes]) -> bytes:
     return b"".join([*parts, head[closing:]])
 
 
+def encode_depth(
+    result: DepthResult, output_format: FileFormat, colormap: str = "inferno"
+) -> tuple[bytes, dict[str, str]]:
+    """The file ``POST /v1/depth`` answers with for ``output_format`` (color: the
+    ``colormap`` heatmap PNG; png16: the 16-bit PNG; npy: the float32 array), and the
+    headers it needs (png16: X-Depth-Min/Max, the depths of levels 0 and 65535).
+
+    ``benchmarks/bench_serve.py`` encodes its direct peer's answers with it too.
+    """
+    if output_format == "npy":
+        return encode_npy(result.depth), {}
+    if output_format == "png16":
+        data, low, high = encode_png16(result.depth)
+        return data, {"X-Depth-Min": repr(low), "X-Depth-Max": repr(high)}
+    return _heatmap_png(result, colormap), {}
+
+
 def _encode_file(result: DepthResult, job: DepthJob) -> tuple[bytes, str, dict[str, str]]:
     """The body, media type and headers of the color, png16 and npy formats."""
-    filename = f"{job.upload.stem}{_SUFFIXES[job.output_format]}"
-    if job.output_format == "npy":
-        disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
-        return encode_npy(result.depth), "application/octet-stream", disposition
-    disposition = {"Content-Disposition": f'inline; filename="{filename}"'}
-    if job.output_format == "png16":
-        data, low, high = encode_png16(result.depth)
-        return (
-            data,
-            "image/png",
-            {**disposition, "X-Depth-Min": repr(low), "X-Depth-Max": repr(high)},
-        )
-    return _heatmap_png(result, job.colormap), "image/png", disposition
+    output_format = job.output_format
+    if output_format == "json":
+        raise ValueError("format=json is answered by depth_job, not with a file")
+    body, headers = encode_depth(result, output_format, job.colormap)
+    filename = f"{job.upload.stem}{_SUFFIXES[output_format]}"
+    if output_format == "npy":
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return body, "application/octet-stream", headers
+    headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return body, "image/png", headers
 
 
 def _timings_ms(started: float, began: float, decoded: float, predicted: float) -> TimingsMs:

@@ -11,7 +11,9 @@ Threads and torch: each forward pass already spreads over torch's intra-op threa
 (``torch.get_num_threads()``, one per core by default). The pool does not change that
 number, so with several workers the concurrent passes share the same cores; more
 workers mostly overlap decoding and encoding with inference (and keep a GPU busy),
-they do not multiply CPU throughput.
+they do not multiply CPU throughput. ``OMP_NUM_THREADS`` = cores / workers in the
+server's environment gives each worker its share instead: on the 2 shared cores of
+BENCHMARKS.md that used less CPU per request but served fewer requests a second.
 """
 
 from __future__ import annotations
