@@ -410,6 +410,28 @@ def test_hub_snapshot_is_checked_against_the_hubs_sha256(tmp_path, monkeypatch):
         downloads.verify_weights(snapshot)
 
 
+def test_a_verified_file_is_not_hashed_again_until_it_changes(monkeypatch, tmp_path):
+    """The check's result is kept by size and modification time: a second process
+    loading the same checkpoint reads no byte of it; a file that changed is hashed."""
+    content = b"weights" * 100
+    file = tmp_path / "depth_anything_v2_vits.pth"
+    file.write_bytes(content)
+    monkeypatch.setattr(downloads, "_hub_sha256", lambda _file: sha(content))
+    downloads.verify_weights(file)  # hashed once, recorded
+    weights._SHA256.clear()  # a new process: no in-memory hash
+
+    def no_hashing(_path: object) -> str:
+        raise AssertionError("hashed a file whose stamp was recorded as verified")
+
+    monkeypatch.setattr(downloads, "weights_sha256", no_hashing)
+    downloads.verify_weights(file)
+    monkeypatch.undo()
+    monkeypatch.setattr(downloads, "_hub_sha256", lambda _file: sha(content))
+    file.write_bytes(content + b"!")  # another size: hashed again, and refused
+    with pytest.raises(WeightsError, match="damaged or was replaced"):
+        downloads.verify_weights(file)
+
+
 def test_the_bundled_model_is_never_downloaded():
     (done,) = depthlens.download(FALLBACK_MODEL)
     assert not done.fetched and done.path.is_file() and done.size > 0

@@ -163,11 +163,18 @@ def verify_weights(path: Path) -> None:
     """Refuse weights that differ from what was downloaded or what the Hub published.
 
     ``path`` is a checkpoint file or a model folder (its ``model.safetensors`` is
-    checked). Files with neither a record nor a Hub name are not checked.
+    checked). Files with neither a record nor a Hub name are not checked. A file that
+    passed once is not hashed again while its size and modification time stay those it
+    passed with (a 2 GB checkpoint takes seconds to hash, at every start of a process).
     """
     file = path / CONVERTED_WEIGHTS if path.is_dir() else path
     expected, since = _expected_sha256(file)
     if expected is None:
+        return
+    stamp = _stamp(file)
+    manifest = _read_manifest()
+    key = str(file.resolve())
+    if stamp is not None and manifest["verified"].get(key) == stamp | {"sha256": expected}:
         return
     actual = weights_sha256(file)
     if actual is not None and actual != expected:
@@ -175,6 +182,18 @@ def verify_weights(path: Path) -> None:
             f"{file} has sha256 {actual[:12]}…, not the {expected[:12]}… {since}: it is "
             "damaged or was replaced; delete it and download it again (depthlens download)."
         )
+    if actual is not None and stamp is not None:
+        manifest["verified"][key] = stamp | {"sha256": expected}
+        _write_manifest(manifest)
+
+
+def _stamp(file: Path) -> dict[str, int] | None:
+    """What tells one version of ``file`` from another without reading it."""
+    try:
+        info = file.stat()
+    except OSError:
+        return None
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
 
 
 def download_failure_reason(exc: BaseException, host: str = "the server") -> str:
@@ -359,10 +378,13 @@ def _read_manifest() -> dict[str, Any]:
     try:
         manifest = json.loads(_manifest_path().read_text())
     except (OSError, ValueError):
-        return {"files": {}, "licences_shown": []}
+        manifest = {}
     if not isinstance(manifest, dict):
-        return {"files": {}, "licences_shown": []}
-    manifest.setdefault("files", {})
+        manifest = {}
+    # files: what was downloaded; verified: files whose sha256 was checked, by stamp
+    for section in ("files", "verified"):
+        if not isinstance(manifest.get(section), dict):
+            manifest[section] = {}
     manifest.setdefault("licences_shown", [])
     return manifest
 
