@@ -73,12 +73,8 @@ chromium:
 	      "the browser test will be skipped"; \
 	  fi; }
 
-# The OpenVINO runner's tests run in a pytest process of their own: with OpenVINO's
-# runtime loaded, a later test in tests/train (test_ddp_two_cpu_processes_on_gloo's
-# neighbourhood) crashed the process with a segfault (issue 16, not yet understood).
 test: $(STAMP) lint chromium
-	$(VENV)/bin/python -m pytest -q --ignore=tests/models/test_backends_openvino.py
-	$(VENV)/bin/python -m pytest -q tests/models/test_backends_openvino.py
+	$(VENV)/bin/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -9,8 +9,12 @@
 2. Speed: end-to-end ``predict`` at network inputs of 256 and 512 px, against MiDaS v2.1
    small's architecture (random weights) through the same pipeline, same threads.
 3. ``--panel PATH``: a picture of a few held-out scenes (photo | ground truth | model).
+4. ``--throughput N``: images per second over N photos of 256 px, one call per image
+   (the peer) against batches of same-size inputs on each backend and precision
+   (``--modes``); quality and speed are skipped.
 
     .venv/bin/python benchmarks/bench_bundled.py --images 500 --panel docs/bundled-heldout.png
+    .venv/bin/python benchmarks/bench_bundled.py --throughput 128
 """
 
 from __future__ import annotations
@@ -103,6 +107,48 @@ def speed(model: Estimator, repeats: int) -> None:
         print(f"| {size}x{size} | {a * 1000:.1f} ms | {b * 1000:.1f} ms | {a / b:.2f} |")
 
 
+def throughput(args: argparse.Namespace) -> None:
+    """Images/s of ``predict_images`` on ``count`` photos, per backend, precision and
+    batch size, beside the same model called one image at a time (torch fp32)."""
+    count = args.throughput
+    photos = [
+        Image(rgb=s.rgb, camera=None, source=str(s.seed))
+        for s in render_batch([HELD_OUT_SEED + i for i in range(count)], 256, 256)
+    ]
+    modes = [mode.split(":") for mode in args.modes.split(",")]
+    models = {
+        (backend, precision): depthlens.load_model(
+            args.model, args.weights, device="cpu", backend=backend, precision=precision
+        )
+        for backend, precision in modes
+    }
+    single = models.get(("torch", "fp32")) or depthlens.load_model(args.model, args.weights)
+    runs: list[tuple[str, Estimator, int]] = [("torch fp32, one image per call", single, 1)]
+    runs += [
+        (f"{backend} {precision}, batches of {batch}", model, batch)
+        for (backend, precision), model in models.items()
+        for batch in args.batches
+    ]
+    for _, model, batch in runs:  # warm-up: compile, caches, first-call allocations
+        model.predict_images(photos[: max(batch, 2)], batch)
+    times: dict[str, list[float]] = {label: [] for label, _, _ in runs}
+    for _ in range(args.repeats):  # interleaved, so load on the machine hits all alike
+        for label, model, batch in runs:
+            start = time.perf_counter()
+            model.predict_images(photos, batch)
+            times[label].append(time.perf_counter() - start)
+    base = statistics.median(times[runs[0][0]])
+    print(
+        f"\nthroughput of {args.model}: {count} photos of 256x256, {torch.get_num_threads()} "
+        f"threads, median of {args.repeats} interleaved runs"
+    )
+    print("| mode | images/s | vs one image per call |")
+    print("|---|---|---|")
+    for label, _, _ in runs:
+        took = statistics.median(times[label])
+        print(f"| {label} | {count / took:.1f} | {base / took:.2f}x |")
+
+
 def panel(model: Estimator, path: Path, size: int) -> None:
     seeds = [HELD_OUT_SEED + 100_000 + i for i in range(len(SCENE_KINDS))]
     rows = []
@@ -128,7 +174,15 @@ def main() -> None:
     parser.add_argument("--model", default="depthlens-small")
     parser.add_argument("--weights", default=None)
     parser.add_argument("--panel", type=Path, default=None)
+    parser.add_argument("--throughput", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--modes", default="torch:fp32,onnxruntime:fp32,onnxruntime:int8,openvino:fp32"
+    )
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
+    if args.throughput:
+        throughput(args)
+        return
     model = depthlens.load_model(args.model, args.weights, device="cpu")
     quality(model, args.images, args.size, args.max_depth)
     speed(model, args.repeats)

@@ -9,14 +9,23 @@ For every image: the largest and the mean absolute difference as a share of the 
 output's range, and the δ1 agreement (share of pixels within a factor 1.25) after the
 reduced output is fitted to the fp32 one by scale and shift (least squares), the way
 relative depth is scored, with the fp32 output mapped onto [1, 10] so that ratios mean
-what they mean for a room's depths.
+what they mean for a room's depths. With ``--repeats``, each mode's whole ``predict`` of
+one scene is also timed, all modes in alternation (``bench_predict.interleaved_medians``)
+so that a busy machine slows them alike, and each median is given as a speed-up over
+the same backend's fp32 (when that is among the modes) and over torch fp32.
+
+``int8-static`` calibrates on scenes of its own (``export.calibration_inputs``), never
+these.
 
     .venv/bin/python benchmarks/bench_precision.py --images 24 --size 320
+    .venv/bin/python benchmarks/bench_precision.py --images 8 --size 256 --repeats 7 \
+        --modes onnxruntime:fp32,onnxruntime:int8,onnxruntime:int8-static
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,9 +45,11 @@ REDUCED = (
     "torch:int8",
     "onnxruntime:fp32",
     "onnxruntime:int8",
+    "onnxruntime:int8-static",
     "openvino:fp32",
     "openvino:bf16",
     "openvino:int8",
+    "openvino:int8-static",
 )
 
 
@@ -48,6 +59,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=320, help="square scenes, pixels")
     parser.add_argument("--modes", default=",".join(REDUCED), help="backend:precision,...")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--repeats", type=int, default=0, help="time each mode this often")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -63,23 +75,48 @@ def main() -> None:
             "DA-V2-S shape (random)": save_converted(spec, random_vit, Path(tmp) / "da"),
         }
         for label, weights in networks.items():
-            reference = _predict(weights, "torch", "fp32", images)
+            reference_model = _load(weights, "torch", "fp32")
+            reference = _predict(reference_model, images)
             print(f"\n{label}: vs torch fp32")
+            loaded = {("torch", "fp32"): reference_model}
             for backend, precision in modes:
-                reduced = _predict(weights, backend, precision, images)
-                print(f"  {backend + ':' + precision:18s} {_compare(reduced, reference)}")
+                loaded[backend, precision] = _load(weights, backend, precision)
+                reduced = _predict(loaded[backend, precision], images)
+                print(f"  {backend + ':' + precision:24s} {_compare(reduced, reference)}")
+            if args.repeats > 0:
+                _time(loaded, images[0], args.repeats)
 
 
-def _predict(weights: Path, backend: str, precision: str, images: list[Image]) -> list[np.ndarray]:
+def _load(weights: Path, backend: str, precision: str) -> depthlens.Estimator:
     model = weights if weights.is_dir() else "depthlens-small"
-    estimator = depthlens.load_model(
+    return depthlens.load_model(
         model,
         None if weights.is_dir() else weights,
         "cpu",
         backend=backend,
         precision=precision,
     )
+
+
+def _predict(estimator: depthlens.Estimator, images: list[Image]) -> list[np.ndarray]:
     return [result.depth for result in estimator.predict_images(images)]
+
+
+def _time(loaded: dict[tuple[str, str], depthlens.Estimator], image: Image, repeats: int) -> None:
+    """Each mode's median ``predict`` of ``image``, timed in alternation."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_predict import interleaved_medians
+
+    runs = [lambda model=model: model.predict_images([image]) for model in loaded.values()]
+    medians = dict(zip(loaded, interleaved_medians(runs, repeats, warmup=1), strict=True))
+    print(f"  one {image.width}x{image.height} scene, median of {repeats} in alternation:")
+    for (backend, precision), seconds in medians.items():
+        same = medians.get((backend, "fp32"))
+        versus = f"  {same / seconds:5.2f}x {backend} fp32" if same and backend != "torch" else ""
+        print(
+            f"  {backend + ':' + precision:24s} {seconds * 1000:8.1f} ms  "
+            f"{medians['torch', 'fp32'] / seconds:5.2f}x torch fp32{versus}"
+        )
 
 
 def _compare(reduced: list[np.ndarray], reference: list[np.ndarray]) -> str:

@@ -48,9 +48,11 @@ MODES = (
     "torch:int8",
     "onnxruntime:fp32",
     "onnxruntime:int8",
+    "onnxruntime:int8-static",
     "openvino:fp32",
     "openvino:bf16",
     "openvino:int8",
+    "openvino:int8-static",
 )
 
 
@@ -140,7 +142,7 @@ def main() -> None:
     )
     print(f"{'transformers.pipeline':26s} median {peer_s * 1000:8.1f} ms")
     for mode, seconds in mode_s.items():
-        peak = args.peak_bf16 if mode[1] in ("bf16", "int8") else args.peak_fp32
+        peak = args.peak_fp32 if mode[1] == "fp32" else args.peak_bf16
         share = flops / seconds / (peak * 1e9)
         print(
             f"{'depthlens ' + ':'.join(mode):26s} median {seconds * 1000:8.1f} ms  "

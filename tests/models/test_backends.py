@@ -31,8 +31,18 @@ def share_of_range(ours: np.ndarray, reference: np.ndarray) -> float:
     ("backend", "precision", "says"),
     [
         ("tensorrt", "fp32", "Unknown backend 'tensorrt': use torch, onnxruntime, openvino."),
-        ("torch", "fp8", "Unknown precision 'fp8': use fp32, bf16, int8."),
-        ("onnxruntime", "bf16", "runs fp32 or int8, not bf16; bf16 runs on torch and openvino"),
+        ("torch", "fp8", "Unknown precision 'fp8': use fp32, bf16, int8, int8-static."),
+        (
+            "onnxruntime",
+            "bf16",
+            "runs fp32, int8 or int8-static, not bf16; bf16 runs on torch and openvino",
+        ),
+        (
+            "torch",
+            "int8-static",
+            "The torch backend runs fp32, bf16 or int8, not int8-static; int8-static runs on "
+            "onnxruntime and openvino.",
+        ),
     ],
 )
 def test_choices_that_cannot_work_are_one_sentence(backend, precision, says):
@@ -117,8 +127,8 @@ def test_cli_refuses_a_precision_before_loading_anything(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: The onnxruntime backend runs fp32 or int8, not bf16; bf16 runs on torch and "
-        "openvino."
+        "error: The onnxruntime backend runs fp32, int8 or int8-static, not bf16; bf16 runs on "
+        "torch and openvino."
     ]
     assert not (tmp_path / "out").exists()
 

@@ -10,12 +10,21 @@ apart.
   package's own ``torch``): the network itself; ``bf16`` runs it under CPU/CUDA autocast, ``int8``
   quantises its Linear layers dynamically (``torch.ao.quantization.quantize_dynamic``).
 - ``onnxruntime``: the network exported to ONNX (``backends.export``) and run by an
-  ONNX Runtime session; ``int8`` is ORT's dynamic quantisation of the export.
+  ONNX Runtime session; ``int8`` is ORT's dynamic quantisation of the export's Linear
+  layers.
 - ``openvino``: the network converted by OpenVINO and compiled for the CPU; ``bf16`` is
-  its inference-precision hint.
+  its inference-precision hint, ``int8`` NNCF's int8 weight compression.
+
+``int8`` needs no data: its weights are quantised, its activations stay float or are
+quantised per call. ``int8-static`` (ONNX Runtime and OpenVINO) quantises the
+activations too, with ranges calibrated on the family's preparation of depthlens'
+synthetic scenes (``export.calibration_inputs``). It is the faster of the two on
+convolutional networks and moves their depth by several times more; BENCHMARKS.md
+("How far each reduced mode is from fp32") has the measurements behind this split.
 
 Exported and converted models are kept under ``$DEPTHLENS_HOME/compiled``
-(``backends.cache``), keyed by model, weights sha256, backend and precision.
+(``backends.cache``), keyed by model, weights sha256, backend and precision (and, for
+``int8-static``, the calibration recipe).
 """
 
 from __future__ import annotations
@@ -39,18 +48,19 @@ __all__ = [
     "Runner",
     "check_choice",
     "make_runner",
+    "refuse_export",
 ]
 
 Backend = Literal["torch", "onnxruntime", "openvino"]
-Precision = Literal["fp32", "bf16", "int8"]
+Precision = Literal["fp32", "bf16", "int8", "int8-static"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnxruntime", "openvino")
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "int8")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "int8", "int8-static")
 
 # What each backend offers; the rest is refused in one sentence.
 SUPPORTED: dict[Backend, tuple[Precision, ...]] = {
     "torch": ("fp32", "bf16", "int8"),
-    "onnxruntime": ("fp32", "int8"),
-    "openvino": ("fp32", "bf16", "int8"),
+    "onnxruntime": ("fp32", "int8", "int8-static"),
+    "openvino": ("fp32", "bf16", "int8", "int8-static"),
 }
 # The extra that installs each backend's package.
 EXTRAS: dict[Backend, tuple[str, str]] = {
@@ -95,6 +105,16 @@ class OutputLayout:
         return tensors[0] if self.kind is None else self.kind(*tensors)
 
 
+def refuse_export(spec: ModelSpec) -> None:
+    """A UsageError when ``spec``'s family runs in torch only: its module's ``TORCH_ONLY``
+    says why in one sentence (MoGe-2)."""
+    from depthlens.models.weights import family_module
+
+    why = getattr(family_module(spec.family), "TORCH_ONLY", None)
+    if why:
+        raise UsageError(f"{spec.name} runs on the torch backend only: {why}")
+
+
 def check_choice(backend: str, precision: str) -> tuple[Backend, Precision]:
     """``backend`` and ``precision`` as known names, or a UsageError saying what exists."""
     name, bits = backend.strip().lower(), precision.strip().lower()
@@ -104,7 +124,8 @@ def check_choice(backend: str, precision: str) -> tuple[Backend, Precision]:
         raise UsageError(f"Unknown precision '{precision}': use {', '.join(PRECISIONS)}.")
     chosen = cast(Backend, name)
     if bits not in SUPPORTED[chosen]:
-        offered = " or ".join(SUPPORTED[chosen])
+        *some, last = SUPPORTED[chosen]
+        offered = f"{', '.join(some)} or {last}"
         others = [b for b in BACKENDS if bits in SUPPORTED[b]]
         raise UsageError(
             f"The {chosen} backend runs {offered}, not {bits}; {bits} runs on "
@@ -140,6 +161,8 @@ def make_runner(
     by its sha256 (``backends.cache.weights_key``): other weights are compiled again.
     """
     chosen, bits = check_choice(backend, precision)
+    if chosen != "torch":
+        refuse_export(spec)
     require(chosen)
     if chosen != "torch" and device.type != "cpu":
         raise UsageError(f"The {chosen} backend runs on the CPU here; use --device cpu.")

@@ -1,6 +1,7 @@
 """The compiled-model cache: exported and converted networks under
-``$DEPTHLENS_HOME/compiled/<model>-<weights key>-<backend>-<precision>/``, so a second
-process skips the export (seconds to minutes for a ViT).
+``$DEPTHLENS_HOME/compiled/<model>-<weights key>-<backend>-<precision>/`` (an
+``int8-static`` entry's name ends with its calibration's key), so a second process skips
+the export (seconds to minutes for a ViT) and the calibration.
 
 Entries are keyed by the weights' sha256 (a folder's ``model.safetensors``), or for
 weights with no file by a sha256 of the network's tensors, so other weights never reuse
@@ -63,9 +64,13 @@ def weights_key(network: nn.Module, weights: str) -> str:
     return sha[:16]
 
 
-def entry_dir(spec: ModelSpec, key: str, backend: str, precision: str) -> Path:
-    """The folder of one compiled model (created; marked as just used)."""
-    folder = cache_root() / f"{spec.name}-{key}-{backend}-{precision}"
+def entry_dir(
+    spec: ModelSpec, key: str, backend: str, precision: str, calibration: str = ""
+) -> Path:
+    """The folder of one compiled model (created; marked as just used); ``calibration``
+    names the calibration of an int8-static model (``export.calibration_key``)."""
+    tail = f"-{calibration}" if calibration else ""
+    folder = cache_root() / f"{spec.name}-{key}-{backend}-{precision}{tail}"
     folder.mkdir(parents=True, exist_ok=True)
     now = time.time()
     os.utime(folder, (now, now))

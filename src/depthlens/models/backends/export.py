@@ -9,7 +9,9 @@ prepared as the metadata says, and the network's outputs by name (``depth``, or
 Metric3D's ``depth, confidence, normal``). With ``dynamic`` (the default) batch, height
 and width are free: any size the network itself takes (multiples of 32 for MiDaS and
 DPT, of 14 for Depth Anything, of 28 for Metric3D). ``int8`` is ONNX Runtime's dynamic
-quantisation of the fp32 export (int8 weights, activations quantised per batch).
+quantisation of the fp32 export (int8 weights, activations quantised per batch);
+``int8-static`` its static quantisation (QDQ), with activation ranges calibrated on
+``calibration_inputs``: the family's own preparation of a few synthetic scenes.
 
 Tracing records Python arithmetic on sizes as constants; the families keep their
 size-dependent steps traceable (``dinov2_resize`` below for the ViTs' position grids).
@@ -17,9 +19,12 @@ size-dependent steps traceable (``dinov2_resize`` below for the ViTs' position g
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import tempfile
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, get_type_hints
 
@@ -29,16 +34,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthlens.errors import UsageError
-from depthlens.models.backends import OutputLayout, Precision
+from depthlens.models.backends import OutputLayout, Precision, refuse_export
 from depthlens.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     import onnx
 
 __all__ = [
+    "CALIBRATION_IMAGES",
+    "CALIBRATION_SCENES",
     "EXAMPLE_IMAGE",
     "INPUT_NAME",
     "OPSET",
+    "calibration_inputs",
+    "calibration_key",
     "depthlens_version",
     "dinov2_resize",
     "example_input",
@@ -59,6 +68,20 @@ EXAMPLE_IMAGE = (480, 640)  # (height, width)
 # Convolutions stay fp32: ONNX Runtime's ConvInteger ran the bundled model 5x slower
 # than fp32 on an AVX2 CPU, 1.5 % of the output range off.
 INT8_OPS = ("MatMul", "Gemm")
+EXPORT_PRECISIONS = ("fp32", "int8", "int8-static")
+# int8-static's calibration: the network inputs of CALIBRATION_SCENES synthetic scenes,
+# the four kinds in turn, rendered at the CALIBRATION_IMAGES photo sizes in turn
+# (landscape, portrait, square: the network sees each shape it will see), from seeds of
+# their own: past the validation seeds (1e9..) and before the held-out benchmark scenes
+# (3e9..). The ranges are the extremes seen, so a scene nearer or brighter than all of
+# them is clipped: on 8 held-out 256 x 256 scenes, 8 calibration scenes of one 4:3 size
+# left an indoor one 28 % of the bundled model's range off (0.97 % on average over all
+# 8), 16 of three shapes 11 % (0.65 %).
+CALIBRATION_SEED = 2_000_000_000
+CALIBRATION_SCENES = 16
+CALIBRATION_IMAGES = ((480, 640), (640, 480), (480, 480))
+# Bumped when the static quantisation itself changes, so cached entries are made again.
+STATIC_RECIPE = 1
 
 
 # ----------------------------------------------------------------- traceable steps
@@ -136,6 +159,40 @@ def example_input(spec: ModelSpec, size: tuple[int, int] | None = None) -> torch
     return torch.from_numpy(prepared.tensor).unsqueeze(0)
 
 
+def calibration_inputs(
+    spec: ModelSpec,
+    count: int | None = None,
+    sizes: Sequence[tuple[int, int]] | None = None,
+) -> list[torch.Tensor]:
+    """The network inputs int8-static calibrates on: ``count`` (default
+    ``CALIBRATION_SCENES``) (1, 3, h, w) float32 tensors, the family's own preparation
+    (``hooks.prepare``, with each scene's camera) of synthetic scenes, the scene kinds in
+    turn and the photo sizes ``sizes`` (h, w; default ``CALIBRATION_IMAGES``) in turn.
+    The same arguments always give the same tensors."""
+    from depthlens.io.images import Image
+    from depthlens.models.hooks import hooks_for
+    from depthlens.synth.render import SCENE_KINDS, render_sample
+
+    shapes = sizes or CALIBRATION_IMAGES
+    hooks = hooks_for(spec)
+    inputs = []
+    for index in range(CALIBRATION_SCENES if count is None else count):
+        seed = CALIBRATION_SEED + index
+        height, width = shapes[index % len(shapes)]
+        sample = render_sample(seed, height, width, kind=SCENE_KINDS[index % len(SCENE_KINDS)])
+        image = Image(sample.rgb, sample.camera, f"<calibration scene {seed}>")
+        inputs.append(torch.from_numpy(hooks.prepare(image, spec).tensor).unsqueeze(0))
+    return inputs
+
+
+def calibration_key() -> str:
+    """8 hex digits naming int8-static's calibration (its scenes, their sizes and the
+    quantisation recipe), for the compiled-model cache key: another calibration is
+    compiled again."""
+    recipe = f"{CALIBRATION_SEED}:{CALIBRATION_SCENES}:{CALIBRATION_IMAGES}:{STATIC_RECIPE}"
+    return hashlib.sha256(recipe.encode()).hexdigest()[:8]
+
+
 def output_layout(network: nn.Module, example: torch.Tensor | None = None) -> OutputLayout:
     """What ``network`` returns, from its ``forward``'s return annotation (a tensor or a
     named tuple), else by running it on ``example``."""
@@ -163,18 +220,25 @@ def export_onnx(
     precision: Precision | str = "fp32",
     weights: str = "",
     size: tuple[int, int] | None = None,
+    calibration: Sequence[torch.Tensor] | None = None,
 ) -> Path:
     """Write ``network`` (the zoo row ``spec``'s) to ``path`` as ONNX; returns the path.
 
     One input ``image`` (batch, 3, height, width), the outputs by name, batch, height
     and width free unless ``dynamic`` is False (then fixed at the example's size:
     ``size`` (h, w), else the family's input for a 640 x 480 photo). ``precision`` is
-    ``fp32`` or ``int8`` (dynamic quantisation of MatMul/Gemm weights). ``weights`` (the
-    file the network's weights came from) gives the ``weights_sha256`` metadata; without
-    it, the sha256 of the network's tensors. The file is written whole or not at all.
+    ``fp32``, ``int8`` (dynamic quantisation of MatMul/Gemm weights) or ``int8-static``
+    (weights and activations, calibrated on ``calibration``: network inputs, by default
+    ``calibration_inputs(spec)``). ``weights`` (the file the network's weights came
+    from) gives the ``weights_sha256`` metadata; without it, the sha256 of the network's
+    tensors. The file is written whole or not at all.
     """
-    if precision not in ("fp32", "int8"):
-        raise UsageError(f"ONNX exports are fp32 or int8, not {precision}.")
+    refuse_export(spec)
+    if precision not in EXPORT_PRECISIONS:
+        raise UsageError(
+            f"ONNX exports are {', '.join(EXPORT_PRECISIONS[:-1])} or "
+            f"{EXPORT_PRECISIONS[-1]}, not {precision}."
+        )
     if opset not in OPSETS:
         raise UsageError(f"Export with opset {' or '.join(map(str, OPSETS))}, not {opset}.")
     require_onnx(precision)
@@ -192,6 +256,8 @@ def export_onnx(
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     if precision == "int8":
         model = _quantize(model)
+    elif precision == "int8-static":
+        model = _quantize_static(model, calibration or calibration_inputs(spec))
     _describe(model, spec, network, layout, precision, weights)
     from depthlens.io.depth_files import atomic_write
 
@@ -206,7 +272,7 @@ def export_onnx(
 def require_onnx(precision: str = "fp32") -> None:
     """A UsageError naming the extra to install when the onnx package (and for int8,
     onnxruntime, which quantises) is missing."""
-    for module in ("onnx", "onnxruntime") if precision == "int8" else ("onnx",):
+    for module in ("onnx", "onnxruntime") if precision.startswith("int8") else ("onnx",):
         try:
             __import__(module)
         except ImportError:
@@ -247,6 +313,8 @@ def _name_output_axes(model: onnx.ModelProto) -> None:
     and width, as the input's: the exporter names them after the ops that made them."""
     for output in model.graph.output:
         dims = output.type.tensor_type.shape.dim
+        if len(dims) < 3:  # not a map: (batch, n) values such as Depth Anything 3's fov
+            continue
         for dim, name in zip(dims[-2:], ("height", "width"), strict=True):
             dim.dim_param = name
 
@@ -258,37 +326,132 @@ def _quantize(model: onnx.ModelProto) -> onnx.ModelProto:
     products of two activations gain nothing, and the position-grid resize
     (``dinov2_resize``) would move every token.
     """
-    import logging
-
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    linear = _linear_products(model)
+    if not linear:  # a convolutional network: nothing to quantise
+        return model
+    with _quiet_root_logger(), tempfile.TemporaryDirectory(prefix="depthlens-int8-") as folder:
+        fp32, int8 = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        onnx.save(model, fp32)
+        quantize_dynamic(
+            fp32,
+            int8,
+            op_types_to_quantize=list(INT8_OPS),
+            nodes_to_quantize=linear,
+            weight_type=QuantType.QInt8,
+        )
+        return onnx.load(int8)
+
+
+# What int8-static quantises: the products with weights (the MatMuls of Linear layers
+# only) and the ops that pass 8-bit values between them without arithmetic of their own.
+# Not ONNX Runtime's default of every op it can: that includes the Unsqueeze, Reshape
+# and Gather ops of shape arithmetic, and 8-bit values in the position-grid resize
+# (``dinov2_resize``) moved a random DA-V2-S's depth by its whole range.
+STATIC_OPS = (
+    "Conv",
+    "ConvTranspose",
+    "MatMul",
+    "Gemm",
+    "Relu",
+    "Clip",
+    "Resize",
+    "Pad",
+    "MaxPool",
+    "AveragePool",
+)
+
+
+def _quantize_static(
+    model: onnx.ModelProto, calibration: Sequence[torch.Tensor]
+) -> onnx.ModelProto:
+    """ONNX Runtime's static int8 quantisation of ``model`` in QDQ form, the activation
+    ranges the extremes each tensor reached on the network inputs ``calibration``.
+
+    The settings are ONNX Runtime's advice for x86 CPUs (``quantize_static``'s
+    docstring): activations uint8 per tensor, weights int8 per output channel, and
+    weights in 7 bits (``reduce_range``), its advice for CPUs without VNNI: their AVX2
+    u8 x s8 instruction adds pairs of products in 16 bits, which 8-bit weights saturate.
+    On such a CPU 8 bits moved the bundled model's depth by 20 % of its range, 7 bits by
+    5.5 %; 7 bits always, so that one cached model serves every CPU. uint8 weights (no
+    saturation either) moved it as much (6 %) and ran no faster than fp32. Only
+    ``STATIC_OPS`` are quantised, and of the MatMuls only the Linear layers
+    (``_linear_products``).
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    linear = set(_linear_products(model))
+    excluded = [
+        node.name
+        for node in model.graph.node
+        if node.op_type in INT8_OPS and node.name not in linear
+    ]
+
+    class Scenes(CalibrationDataReader):
+        """The calibration inputs, one batch at a time, as ONNX Runtime reads them."""
+
+        def __init__(self) -> None:
+            self.batches = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT_NAME: batch.numpy()}
+
+    with _quiet_root_logger(), tempfile.TemporaryDirectory(prefix="depthlens-int8-") as folder:
+        fp32, int8 = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        onnx.save(model, fp32)
+        quantize_static(
+            fp32,
+            int8,
+            Scenes(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(STATIC_OPS),
+            nodes_to_exclude=excluded,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+        return onnx.load(int8)
+
+
+def _linear_products(model: onnx.ModelProto) -> list[str]:
+    """The names of ``model``'s MatMul/Gemm nodes with a 2-D weight: its Linear layers."""
     ranks = {tensor.name: len(tensor.dims) for tensor in model.graph.initializer}
-    linear = [
+    return [
         node.name
         for node in model.graph.node
         if node.op_type in INT8_OPS and len(node.input) > 1 and ranks.get(node.input[1]) == 2
     ]
-    if not linear:  # a convolutional network: nothing to quantise
-        return model
 
-    quiet = logging.getLogger()
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # "consider pre-processing" advice, on the root logger
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Errors only while ONNX Runtime quantises: its quantisers give "consider
+    pre-processing" advice on the root logger, and the sessions that calibrate log a
+    warning on stderr for every unused constant (ONNX Runtime's own log, back at its
+    default level, warnings, afterwards)."""
+    import onnxruntime
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    onnxruntime.set_default_logger_severity(3)
     try:
-        with tempfile.TemporaryDirectory(prefix="depthlens-int8-") as folder:
-            fp32, int8 = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
-            onnx.save(model, fp32)
-            quantize_dynamic(
-                fp32,
-                int8,
-                op_types_to_quantize=list(INT8_OPS),
-                nodes_to_quantize=linear,
-                weight_type=QuantType.QInt8,
-            )
-            return onnx.load(int8)
+        yield
     finally:
-        quiet.setLevel(level)
+        root.setLevel(level)
+        onnxruntime.set_default_logger_severity(2)
 
 
 def _describe(
@@ -313,7 +476,10 @@ def _describe(
         "kind": spec.kind,  # relative_inverse (larger = nearer) or metric (meters)
         "outputs": ",".join(layout.names),
         "licence": spec.licence,
-        "preprocessing": "resize" if generic else "letterbox",
+        # a family's own hooks may say what they do (Depth Anything 3's resize)
+        "preprocessing": getattr(
+            hooks_for(spec), "preprocessing", "resize" if generic else "letterbox"
+        ),
         "input_size": f"{policy.size[0]}x{policy.size[1]}",
         "resize_method": policy.method,
         "keep_aspect": str(policy.keep_aspect).lower(),

@@ -1,6 +1,6 @@
 """The ONNX Runtime backend: the network exported to ONNX (``backends.export``) and run
-by an ONNX Runtime CPU session, in fp32 or int8 (dynamic quantisation of the Linear
-layers).
+by an ONNX Runtime CPU session, in fp32, int8 (dynamic quantisation of the Linear
+layers) or int8-static (weights and activations, calibrated on synthetic scenes).
 
 A compiled-model cache entry (``backends.cache``) holds the export, ``model.onnx``, and
 ONNX Runtime's graph-optimised copy of it, ``model.ort-<version>.onnx``: a later start
@@ -26,6 +26,7 @@ from torch import nn
 from depthlens.models.backends import Backend, OutputLayout, Precision, cache
 from depthlens.models.backends.export import (
     INPUT_NAME,
+    calibration_key,
     depthlens_version,
     export_onnx,
     output_layout,
@@ -56,13 +57,15 @@ class OnnxRuntimeRunner:
 
         self.precision = precision
         self.layout: OutputLayout = output_layout(network)
-        folder = cache.entry_dir(spec, cache.weights_key(network, weights), self.backend, precision)
+        calibration = calibration_key() if precision == "int8-static" else ""
+        key = cache.weights_key(network, weights)
+        folder = cache.entry_dir(spec, key, self.backend, precision, calibration)
         self.path = folder / MODEL_FILE
         tuned = folder / f"model.ort-{onnxruntime.__version__}.onnx"
         session = _open(tuned)
-        if session is None or not _current(session, self.layout):
+        if session is None or not _current(session, self.layout, precision):
             session = _tune(self.path, tuned)  # an export is here, its copy is not
-        if session is None or not _current(session, self.layout):
+        if session is None or not _current(session, self.layout, precision):
             export_onnx(spec, network, self.path, precision=precision, weights=weights)
             cache.prune(keep=folder)
             session = _tune(self.path, tuned) or _load(self.path, "all")
@@ -140,9 +143,15 @@ def _tune(model: Path, tuned: Path) -> onnxruntime.InferenceSession | None:
     return _open(tuned)
 
 
-def _current(session: onnxruntime.InferenceSession, layout: OutputLayout) -> bool:
-    """Whether a cached file is this depthlens version's export, with the network's
-    outputs."""
+def _current(
+    session: onnxruntime.InferenceSession, layout: OutputLayout, precision: Precision
+) -> bool:
+    """Whether a cached file is this depthlens version's export at ``precision``, with
+    the network's outputs."""
     meta = session.get_modelmeta().custom_metadata_map
     names = tuple(output.name for output in session.get_outputs())
-    return meta.get("depthlens_version") == depthlens_version() and names == layout.names
+    return (
+        meta.get("depthlens_version") == depthlens_version()
+        and meta.get("precision") == precision
+        and names == layout.names
+    )

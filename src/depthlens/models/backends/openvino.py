@@ -16,9 +16,10 @@ and compiled for the CPU.
 - ``fp32`` runs at f32 inference precision; ``bf16`` at bf16, which OpenVINO has only on
   CPUs with AVX512_BF16 or AMX (elsewhere it would silently run f32, so it is refused);
   ``int8`` is NNCF's int8 weight compression (``_compress_weights``): weights a quarter
-  of the size, computed in f32. On a CPU without VNNI it is no faster than fp32 (DA-V2-S
-  at 518 x 686, 2 threads); quantising the activations too (``nncf.quantize``) ran 1.7x
-  faster but moved the bundled model's depth by a third of its range.
+  of the size, computed in f32, no faster than fp32 on a CPU without VNNI.
+  ``int8-static`` is NNCF's post-training quantisation (``_quantize``): activations in
+  int8 too, their ranges calibrated on ``export.calibration_inputs``; faster on
+  convolutional networks, and further from fp32 (BENCHMARKS.md has both).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,19 +40,53 @@ from torch import nn
 
 from depthlens.errors import UsageError
 from depthlens.models.backends import Backend, OutputLayout, Precision, cache
-from depthlens.models.backends.export import example_input, output_layout
+from depthlens.models.backends.export import (
+    calibration_inputs,
+    calibration_key,
+    example_input,
+    output_layout,
+)
 from depthlens.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     import openvino as ov
 
-__all__ = ["INPUT_NAME", "OpenVinoRunner", "bf16_supported", "convert"]
+__all__ = ["INPUT_NAME", "OpenVinoRunner", "bf16_supported", "convert", "shared_core"]
 
 INPUT_NAME = "image"
 MODEL_FILE = "model.xml"  # and model.bin beside it
 # The photo size whose network input is traced: the family's own preparation of it
 # (MiDaS small 192x256, DPT 384x512, Depth Anything 518x686, Metric3D its canvas).
-_PRECISION_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+_PRECISION_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32", "int8-static": "f32"}
+
+_core: ov.Core | None = None
+_core_lock = threading.Lock()
+
+
+def shared_core() -> ov.Core:
+    """The process's one OpenVINO ``Core``, made on first use and never dropped before
+    the interpreter exits (OpenVINO's own advice: one Core per application; it is
+    thread-safe, and runners pass their settings to ``compile_model``, not to it).
+
+    Dropping Cores is what must not happen. Each Core loads its own CPU plugin, and the
+    plugin (``SigAltStackSetup`` in OpenVINO's intel_cpu plugin, for AMX's large signal
+    frames) replaces the calling thread's alternate signal stack with an mmap'd one;
+    when the plugin is destroyed it puts the previous stack back only if its own is
+    still the current one, and unmaps its own either way. Two Cores dropped in the order
+    they were made leave the thread's alternate stack on the first one's unmapped
+    memory. Python installs every signal handler with ``SA_ONSTACK`` (Ctrl-C's SIGINT,
+    the SIGCHLD handler of torch's DataLoader workers, a server's SIGTERM), so the next
+    such signal cannot be delivered and the kernel kills the process with SIGSEGV, no
+    Python traceback (faulthandler never runs). With one Core kept for the whole
+    process, no plugin is ever destroyed while the process runs.
+    """
+    global _core
+    with _core_lock:
+        if _core is None:
+            import openvino as ov
+
+            _core = ov.Core()
+        return _core
 
 
 class OpenVinoRunner:
@@ -68,10 +104,8 @@ class OpenVinoRunner:
         precision: Precision = "fp32",
         weights: str = "",
     ) -> None:
-        import openvino as ov
-
         self.precision = precision
-        self.core = ov.Core()
+        self.core = shared_core()
         if precision == "bf16" and not bf16_supported(self.core):
             raise UsageError(
                 "OpenVINO runs bf16 only on CPUs with AVX512_BF16 or AMX, which this one "
@@ -79,12 +113,15 @@ class OpenVinoRunner:
             )
         self.layout = output_layout(network, example_input(spec))
         key = cache.weights_key(network, weights)
-        self.entry = cache.entry_dir(spec, key, self.backend, precision)
+        calibration = calibration_key() if precision == "int8-static" else ""
+        self.entry = cache.entry_dir(spec, key, self.backend, precision, calibration)
         xml = self.entry / MODEL_FILE
         if not _readable(self.core, xml, self.layout):
             model = convert(spec, network, self.layout)
             if precision == "int8":
                 model = _compress_weights(model)
+            elif precision == "int8-static":
+                model = _quantize(model, calibration_inputs(spec))
             _save(model, xml)
             cache.prune(keep=self.entry)
         self.compiled = self.core.compile_model(
@@ -112,9 +149,7 @@ class OpenVinoRunner:
 
 def bf16_supported(core: ov.Core | None = None) -> bool:
     """Whether OpenVINO's CPU plugin computes in bf16 here (AVX512_BF16 or AMX)."""
-    import openvino as ov
-
-    capabilities = (core or ov.Core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    capabilities = (core or shared_core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return "BF16" in capabilities
 
 
@@ -185,6 +220,48 @@ def _compress_weights(model: ov.Model) -> ov.Model:
     """``model`` with its MatMul and convolution weights in int8 (NNCF's INT8_ASYM: per
     output channel, asymmetric), decompressed to float as they are used; activations
     stay float, so nothing needs calibrating."""
+    with _quiet_nncf() as nncf:
+        return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+
+
+def _quantize(model: ov.Model, calibration: list[torch.Tensor]) -> ov.Model:
+    """``model`` quantised by NNCF (weights int8 per output channel, activations int8
+    per tensor), the activation ranges set on the network inputs ``calibration``.
+
+    Two settings differ from NNCF's defaults, both measured on the bundled model:
+    - ``OverflowFix.ENABLE``: weights in 7 bits in every layer, not only the first. The
+      u8 x s8 instruction of a CPU without VNNI adds pairs of products in 16 bits and
+      saturates (OpenVINO's "saturation issue" page); 8-bit weights moved the depth by
+      37 % of its range there, 7-bit ones by 13 %. CPUs with VNNI lose a bit of weight
+      precision, and one cached model serves both.
+    - Activation ranges the extremes over all the scenes (``MINMAX``), not the mean of
+      each scene's extremes, which clips every scene that reaches past the mean: 13 %
+      became 6 %.
+    A network with attention (a Softmax) is quantised as a transformer (NNCF's
+    ``ModelType.TRANSFORMER``: elementwise ops and normalisations kept float,
+    asymmetric activations, SmoothQuant before the MatMuls).
+    """
+    with _quiet_nncf() as nncf:
+        from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+        advanced = nncf.AdvancedQuantizationParameters(
+            overflow_fix=nncf.OverflowFix.ENABLE,
+            activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
+        )
+        attention = any(op.get_type_name() == "Softmax" for op in model.get_ops())
+        return nncf.quantize(
+            model,
+            nncf.Dataset([batch.numpy() for batch in calibration]),
+            subset_size=len(calibration),
+            model_type=nncf.ModelType.TRANSFORMER if attention else None,
+            advanced_parameters=advanced,
+        )
+
+
+@contextlib.contextmanager
+def _quiet_nncf() -> Iterator[Any]:
+    """The nncf module, its log at errors only and its progress bars (drawn on stdout,
+    where a command may be writing JSON) dropped; a UsageError if it is missing."""
     import sys
 
     if "nncf" not in sys.modules:
@@ -201,8 +278,7 @@ def _compress_weights(model: ov.Model) -> ov.Model:
     level = logger.level
     nncf.set_log_level(logging.ERROR)
     try:
-        # NNCF draws a progress bar on stdout, where a command may be writing JSON
         with contextlib.redirect_stdout(io.StringIO()):
-            return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+            yield nncf
     finally:
         nncf.set_log_level(level)
