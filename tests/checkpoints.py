@@ -107,3 +107,38 @@ def metric3d_checkpoint(config: object, seed: int = 0) -> dict[str, torch.Tensor
         if ".downsample.1." in key:
             state[key] = state[key.replace(".downsample.1.", ".norm3.")]
     return state
+
+
+def depth_pro_official_layout(config: object) -> dict[str, tuple[int, ...]]:
+    """The official Depth Pro key layout (``depth_pro.pt``) of any ``DepthProConfig``.
+
+    Key names come from the released table (keys_depth_pro.txt, written from
+    apple/ml-depth-pro's own ``create_model_and_transforms``); shapes from our network
+    of ``config`` through the converter (a ``qkv`` tensor stacks query, key and value).
+    ViT blocks beyond ``config.vit_depth`` are left out.
+    """
+    from depthlens.models import depth_pro
+
+    assert isinstance(config, depth_pro.DepthProConfig)
+    with torch.device("meta"):
+        ours = depth_pro.build_network(config).state_dict()
+    layout: dict[str, tuple[int, ...]] = {}
+    for key, shape in read_key_table("depth_pro").items():
+        if ".blocks." in key and int(key.split(".blocks.")[1].split(".")[0]) >= config.vit_depth:
+            continue
+        ((name, *_),) = [
+            depth_pro.convert_official_state_dict({key: torch.empty(shape, device="meta")})
+        ]
+        found = ours[name].shape
+        layout[key] = (3 * found[0], *found[1:]) if ".attn.qkv." in key else tuple(found)
+    return layout
+
+
+def depth_pro_checkpoint(config: object, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random official-layout Depth Pro state dict whose outputs look like a real one's:
+    the field-of-view head's last bias is 50 (degrees) and the depth head's last bias
+    0.5, so the field of view is a camera's and the inverse depth is mostly positive."""
+    state = random_state_dict(depth_pro_official_layout(config), seed)
+    state["fov.head.4.bias"] = torch.full_like(state["fov.head.4.bias"], 50.0)
+    state["head.4.bias"] = torch.full_like(state["head.4.bias"], 0.5)
+    return state

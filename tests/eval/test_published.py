@@ -3,12 +3,14 @@ metrics we compute, and the table shows them beside ours."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from depthlens.eval.datasets import KINDS
 from depthlens.eval.metrics import METRIC_NAMES
-from depthlens.eval.protocol import ALIGNMENTS, protocol_for
-from depthlens.eval.published import PUBLISHED, published_for
+from depthlens.eval.protocol import ALIGNMENTS, Alignment, protocol_for
+from depthlens.eval.published import NOT_TRANSCRIBED, PUBLISHED, published_for
 from depthlens.eval.run import EvalResult, markdown_table
 from depthlens.models.registry import MODELS
 
@@ -48,3 +50,53 @@ def test_midas_family_reports_bad_pixels_on_kitti_and_nyu(model):
     for dataset in ("kitti", "nyu"):
         entry = published_for(model, dataset)
         assert entry is not None and set(entry.metrics) == {"bad_pixel_percent"}
+
+
+# The zoo rows added for issue 17: each must be a zoo model and be either given its
+# published numbers or listed, with the reason, in NOT_TRANSCRIBED.
+ISSUE_17_MODELS = (
+    "depth-pro",
+    "moge-2-vits-normal",
+    "moge-2-vitb-normal",
+    "moge-2-vitl-normal",
+    "depth-anything-3-small",
+    "depth-anything-3-base",
+    "depth-anything-3-large",
+    "depth-anything-3-giant",
+    "depth-anything-3-mono-large",
+    "depth-anything-3-metric-large",
+)
+ENTRIES = [(m, d) for m, datasets in PUBLISHED.items() for d in datasets]
+
+
+def test_alignments_are_those_of_the_protocol():
+    assert set(ALIGNMENTS) == set(get_args(Alignment))
+
+
+@pytest.mark.parametrize(("model", "dataset"), ENTRIES, ids=[f"{m}-{d}" for m, d in ENTRIES])
+def test_each_entry_names_zoo_model_dataset_metrics_and_alignment(model, dataset):
+    entry = PUBLISHED[model][dataset]
+    assert model in MODELS, f"{model!r} is not in the zoo (models/registry.py)"
+    assert dataset in KINDS, f"{dataset!r} is not a dataset kind depthlens reads"
+    unknown = set(entry.metrics) - set(METRIC_NAMES)
+    assert not unknown, f"{model}/{dataset}: metrics.py computes no {sorted(unknown)}"
+    assert entry.metrics, f"{model}/{dataset}: no metric values"
+    assert entry.alignment in get_args(Alignment), entry.alignment
+    assert entry.source.strip()
+    # A relative model's numbers always come after some alignment.
+    if MODELS[model].kind != "metric":
+        assert entry.alignment != "none", (model, dataset)
+
+
+@pytest.mark.parametrize("model", ISSUE_17_MODELS)
+def test_new_zoo_models_are_in_the_zoo_and_accounted_for(model):
+    assert model in MODELS, f"{model!r} is not (yet) in models/registry.py"
+    assert (model in PUBLISHED) != (model in NOT_TRANSCRIBED), model
+
+
+def test_not_transcribed_names_zoo_models_with_a_reason():
+    for model, reason in NOT_TRANSCRIBED.items():
+        assert model in MODELS, model
+        assert model not in PUBLISHED, model
+        assert "arXiv" in reason or "README" in reason, model
+        assert published_for(model, "kitti") is None

@@ -1,5 +1,5 @@
 """The ``depthlens`` command: one thin function per verb over the library, one module
-per group of verbs (``predict``, ``effect``, ``eval``, ``train``, ``serve``, ``models``,
+per group of verbs (``predict``, ``effect``, ``camera``, ``eval``, ``train``, ``serve``, ``models``,
 ``download``, ``export``, ``cache``).
 
 Errors the user can act on are printed as one sentence on stderr with a non-zero exit
@@ -16,7 +16,18 @@ from typing import Annotated, Any
 import click
 import typer
 
-from depthlens.cli import cache, download, effect, eval, export, models, predict, serve, train
+from depthlens.cli import (
+    cache,
+    camera,
+    download,
+    effect,
+    eval,
+    export,
+    models,
+    predict,
+    serve,
+    train,
+)
 from depthlens.cli.common import (
     PlainUsageCommand,
     _quiet_library_warnings,
@@ -117,6 +128,7 @@ for _name, _function in (
     ("export", export.export),
     ("demo", models.demo),
     ("effect", effect.effect),
+    ("camera", camera.camera),
     ("train", train.train),
     ("eval", eval.evaluate),
     ("pseudo-label", train.pseudo_label),

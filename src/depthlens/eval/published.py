@@ -10,6 +10,12 @@ Sources:
 - DA V2 paper (arXiv 2406.09414), Table 2: Depth Anything V1 and V2, AbsRel / δ1.
   The authors score disparity (LiheYoung/Depth-Anything issue #174), so ``disparity``.
 - isl-org/MiDaS: README.md, "Accuracy": MiDaS v2.1 Small and DPT-Large/Hybrid (v3.0).
+
+Zoo models without an entry are listed in ``NOT_TRANSCRIBED`` with the reason: a number
+goes in only when it was read, as printed, in a source that can be cited by table or
+README section, for exactly the checkpoint the zoo loads and a dataset kind depthlens
+reads (KITTI, NYU, Sintel, ETH3D, DIODE); benchmarks it does not read (Booster,
+Middlebury, NuScenes, Sun-RGBD, iBims-1, HAMMER, ...) are never mapped onto these.
 """
 
 from __future__ import annotations
@@ -112,6 +118,44 @@ PUBLISHED: dict[str, dict[str, Published]] = {
     "midas-v21-small": _midas(eth3d=0.1344, sintel=0.3370, kitti_bad=29.27, nyu_bad=13.43),
     "dpt-large": _midas(eth3d=0.0888, sintel=0.2697, kitti_bad=8.46, nyu_bad=8.32),
     "dpt-hybrid": _midas(eth3d=0.0934, sintel=0.2741, kitti_bad=11.56, nyu_bad=8.69),
+}
+
+
+# Zoo models with no published entry, and why (issue 17). The official READMEs were read
+# at apple/ml-depth-pro 9efe5c1, microsoft/MoGe 0744441 and ByteDance-Seed/Depth-Anything-3
+# 2c21ea8; none of them prints a per-dataset depth table. The papers' tables could not be
+# read from a citable copy, so nothing was transcribed from them; add a row here only
+# from the paper itself (arXiv id + table number), never from third-party reproductions.
+_DEPTH_PRO = (
+    "Depth Pro paper (arXiv 2410.02073) tables not transcribed; the README (and the Hub "
+    "card apple/DepthPro) says the released checkpoint was re-trained and does not match "
+    "the paper's numbers exactly"
+)
+_MOGE_2 = (
+    "MoGe-2 paper (arXiv 2507.02546) tables not transcribed; microsoft/MoGe README.md "
+    "('Pretrained Models') gives no benchmark numbers; it says moge-2-vitl-normal "
+    "performs about as well as moge-2-vitl, not that they are the same checkpoint"
+)
+_DA3 = (
+    "Depth Anything 3 paper (arXiv 2511.10647) tables not transcribed; the README "
+    "('Model Cards') lists no depth metrics for KITTI/NYU/Sintel/ETH3D/DIODE"
+)
+_DA3_RETRAINED = (
+    f"{_DA3}; the zoo loads the '-1.1' checkpoint, retrained after a training-bug fix "
+    "(README 'Model Cards'; its News dates new models 11-12-2025, the paper 14-11-2025), so the "
+    "paper's numbers for the original checkpoint would not apply to it"
+)
+NOT_TRANSCRIBED: dict[str, str] = {
+    "depth-pro": _DEPTH_PRO,
+    "moge-2-vits-normal": _MOGE_2,
+    "moge-2-vitb-normal": _MOGE_2,
+    "moge-2-vitl-normal": _MOGE_2,
+    "depth-anything-3-small": _DA3,
+    "depth-anything-3-base": _DA3,
+    "depth-anything-3-large": _DA3_RETRAINED,
+    "depth-anything-3-giant": _DA3_RETRAINED,
+    "depth-anything-3-mono-large": _DA3,
+    "depth-anything-3-metric-large": _DA3,
 }
 
 

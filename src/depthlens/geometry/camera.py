@@ -134,6 +134,11 @@ class Camera:
         """The field of view across the image's width, in degrees."""
         return math.degrees(2.0 * math.atan(self.width / (2.0 * self.fx)))
 
+    @property
+    def vertical_fov(self) -> float:
+        """The field of view across the image's height, in degrees."""
+        return math.degrees(2.0 * math.atan(self.height / (2.0 * self.fy)))
+
     def check_physical(self) -> Camera:
         """This camera, if a real camera can have it, else ValueError saying why.
 

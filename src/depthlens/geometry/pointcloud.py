@@ -191,6 +191,9 @@ def point_cloud(
     with_normals: bool = False,
     mesh: bool = False,
     max_jump: float = DEFAULT_MAX_JUMP,
+    points: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    normals: np.ndarray | None = None,
 ) -> PointCloud:
     """The coloured point cloud (or grid mesh) of a depth map seen by ``camera``.
 
@@ -200,6 +203,12 @@ def point_cloud(
     Pixels whose depth is non-finite or ≤ 0, or above ``max_depth`` (sky, in the
     cloud's units), are left out. ``mesh`` adds :func:`grid_faces` triangles,
     ``with_normals`` per-point normals (:func:`normals_from_points`).
+
+    A model that predicts its own geometry (MoGe-2) passes it: ``points`` (H, W, 3)
+    in the depth's units, camera frame, used instead of back-projecting through
+    ``camera``; ``mask`` (H, W) bool, its valid pixels (the others are left out);
+    ``normals`` (H, W, 3) unit vectors, used for ``with_normals`` instead of normals
+    from the points.
     """
     if rgb.shape != (*depth.shape, 3):
         raise ValueError(f"rgb must be {(*depth.shape, 3)}, got {rgb.shape}")
@@ -215,11 +224,21 @@ def point_cloud(
         valid = np.isfinite(z) & (z > 0)
         if max_depth is not None:
             valid &= z <= max_depth
-    grid = backproject(z, camera)
+    if mask is not None:
+        valid &= mask.astype(bool, copy=False)
+    if points is not None:
+        if points.shape != (*depth.shape, 3):
+            raise ValueError(f"points must be {(*depth.shape, 3)}, got {points.shape}")
+        grid = points.astype(np.float32, copy=False)
+        valid &= np.isfinite(grid).all(axis=-1)
+    else:
+        grid = backproject(z, camera)
     pixels = np.flatnonzero(valid)
-    normals = None
+    cloud_normals = None
     if with_normals:
-        normals = normals_from_points(grid).reshape(-1, 3)[pixels]
+        given = normals is not None and normals.shape == grid.shape
+        source = normals.astype(np.float32) if given else normals_from_points(grid)  # type: ignore[union-attr]
+        cloud_normals = source.reshape(-1, 3)[pixels]
     faces = None
     if mesh:
         remap = np.full(valid.size, -1, np.int64)
@@ -228,7 +247,7 @@ def point_cloud(
     return PointCloud(
         points=np.ascontiguousarray(grid.reshape(-1, 3)[pixels]),
         colors=np.ascontiguousarray(rgb.reshape(-1, 3)[pixels].astype(np.uint8, copy=False)),
-        normals=normals,
+        normals=cloud_normals,
         faces=faces,
         pixels=pixels.astype(np.int64, copy=False),
         units=units,

@@ -111,8 +111,9 @@ def write_geometry(
     with_normals: bool = False,
     mesh_format: str = "ply",
 ) -> tuple[list[Path], dict[str, object]]:
-    """Write the point cloud (``ply``) and mesh (``mesh``) of one result, if asked for,
-    back-projected through ``camera``.
+    """Write the point cloud (``ply``) and mesh (``mesh``) of one result, if asked for:
+    the model's own points, normals and valid mask where the result has them (MoGe-2),
+    else the depth back-projected through ``camera``.
 
     Returns the paths and what the sidecar should say about them (``{}`` if none).
     """
@@ -130,6 +131,9 @@ def write_geometry(
         max_depth=max_depth,
         with_normals=with_normals,
         mesh="mesh" in wanted,
+        points=result.points,
+        mask=result.mask,
+        normals=result.normals if result.points is not None else None,
     )
     written = []
     if "ply" in wanted:

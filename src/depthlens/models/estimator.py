@@ -76,6 +76,14 @@ class DepthResult:
     # larger = surer) and (H, W, 3) float32 unit normals, camera axes.
     confidence: np.ndarray | None = None
     normals: np.ndarray | None = None
+    # Filled by families that predict a point map: (H, W, 3) float32 points in
+    # meters, camera axes (x right, y down, z forward), and the (H, W) bool mask of the
+    # valid pixels; depth, normals and points are NaN outside it.
+    points: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    # Filled by families that segment the sky: (H, W) bool, True where the model sees
+    # sky (its depth there is set to the far end).
+    sky: np.ndarray | None = None
 
     def colorize(self, colormap: str = "inferno") -> PIL.Image.Image:
         """The depth as a colour heatmap (nearer = brighter for both kinds)."""
@@ -224,6 +232,9 @@ class Estimator:
                         timings={"preprocess": prep, "forward": forward, "postprocess": post},
                         confidence=done.confidence,
                         normals=done.normals,
+                        points=done.points,
+                        mask=done.mask,
+                        sky=done.sky,
                         weights=self.weights,
                     )
         return [result for result in results if result is not None]

@@ -54,13 +54,20 @@ class Finished:
     depth); ``camera`` the image's camera as far as known (its own, one the model
     estimated, or ``Camera.default``); ``confidence`` (H, W) float32 (unitless, larger
     = surer) and ``normals`` (H, W, 3) float32 unit vectors in camera axes, for families
-    that predict them.
+    that predict them. ``points`` (H, W, 3) float32 is the model's own 3D point of each
+    pixel in meters, camera axes (x right, y down, z forward), and ``mask`` (H, W) bool
+    its valid pixels, for families that predict them (MoGe-2); depth, normals and
+    points are NaN where ``mask`` is False. ``sky`` (H, W) bool marks the pixels a
+    model that segments the sky sees as sky (Depth Anything 3 Mono/Metric).
     """
 
     depth: np.ndarray
     camera: Camera
     confidence: np.ndarray | None = None
     normals: np.ndarray | None = None
+    points: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    sky: np.ndarray | None = None
 
 
 class FamilyHooks(Protocol[State]):

@@ -15,6 +15,9 @@ Preprocessing constants come from each family's official inference code:
 - Metric3D v2: YvanYin/Metric3D: hubconf.py (fit inside 616x1064, pad with the mean
   colour, 0-255 normalisation; unpad, bilinear back, depth x fx x scale / 1000, clamp
   to 300 m), done by models/metric3d.py's HOOKS rather than the generic InputPolicy.
+- Depth Pro: apple/ml-depth-pro: src/depth_pro/depth_pro.py (1536 x 1536 bilinear,
+  [-1, 1]; canonical inverse depth x width / focal, bilinear back, 1 / clamp), done by
+  models/depth_pro.py's HOOKS.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ from depthlens.models.spec import (
 # FALLBACK_MODEL (a layout prior, trained by depthlens on synthetic rooms) is used.
 DEFAULT_MODEL = "depth-anything-v2-small"
 FALLBACK_MODEL = "depthlens-small"
+# The model `depthlens camera` uses when none is named: the smallest zoo row that
+# estimates the camera (35 M parameters), under MIT, where Depth Pro is 952 M at a fixed
+# 1536 px input under Apple's sample-code licence.
+DEFAULT_CAMERA_MODEL = "moge-2-vits-normal"
 
 # The network input side depthlens-small-metric was trained at (configs/metric-canonical.yaml).
 METRIC_SMALL_SIZE = 128
@@ -276,9 +283,148 @@ def _metric3d_rows() -> list[ModelSpec]:
     return rows
 
 
+def _moge_rows() -> list[ModelSpec]:
+    # MoGe-2 sizes its input itself (models/moge.py::preprocess, from microsoft/MoGe:
+    # moge/model/v2.py::infer and forward: 3600 ViT tokens in the image's aspect ratio,
+    # bilinear antialiased, ImageNet mean/std); the InputPolicy below only records the
+    # square case (60 x 60 tokens of 14 px). Hub ids, licence (MIT) and parameter counts
+    # (35 M, 104 M, 331 M) from microsoft/MoGe: README.md; each Hub repo holds one
+    # model.pt (its model_config and state dict), saved here under the row's name.
+    rows = []
+    for size, cap, params in (
+        ("vits", "ViT-S", 35.1),
+        ("vitb", "ViT-B", 104.7),
+        ("vitl", "ViT-L", 330.9),
+    ):
+        repo = f"Ruicheng/moge-2-{size}-normal"
+        rows.append(
+            ModelSpec(
+                name=f"moge-2-{size}-normal",
+                family="moge",
+                variant=f"v2-{size}-normal",
+                description=f"MoGe-2 {cap}: DINOv2 {cap}/14 + conv heads (metric point map, "
+                f"depth, normals, mask and camera; Hub {repo})",
+                input=InputPolicy(
+                    size=(840, 840),
+                    method="minimal",
+                    keep_aspect=True,
+                    multiple_of=14,
+                    interpolation="linear",
+                    mean=IMAGENET_MEAN,
+                    std=IMAGENET_STD,
+                ),
+                output=OutputPolicy(mode="bilinear", align_corners=False),
+                kind="metric",
+                weights=WeightSource(
+                    official_file=f"moge-2-{size}-normal.pt",
+                    url=f"{_HF}/{repo}/resolve/main/model.pt",
+                ),
+                licence="MIT",
+                params_millions=params,
+                estimates_camera=True,
+            )
+        )
+    return rows
+
+
+def _depth_pro_rows() -> list[ModelSpec]:
+    # apple/ml-depth-pro (9efe5c1): a fixed 1536 x 1536 input, bilinear, [-1, 1]
+    # (depth_pro.py::create_model_and_transforms and DepthPro.infer), done by
+    # models/depth_pro.py's HOOKS; the InputPolicy records that size and normalisation.
+    # Licence: the repo's LICENSE is Apple's sample-code licence, and its README puts the
+    # weights under the same LICENSE (the Hub's apple/DepthPro-hf card says apple-amlr).
+    # Parameters: 951,991,330 in the official layout (tests/models/test_depth_pro.py).
+    return [
+        ModelSpec(
+            name="depth-pro",
+            family="depth_pro",
+            variant="default",
+            description="Depth Pro: multi-scale DINOv2 ViT-L/16 + DPT decoder + field-of-view "
+            "head (metric depth, estimates the focal length)",
+            input=InputPolicy(
+                size=(1536, 1536),
+                method="minimal",
+                keep_aspect=False,
+                multiple_of=1,
+                interpolation="linear",
+                mean=(0.5, 0.5, 0.5),
+                std=(0.5, 0.5, 0.5),
+            ),
+            output=OutputPolicy(mode="bilinear", align_corners=False),
+            kind="metric",
+            weights=WeightSource(
+                official_file="depth_pro.pt",
+                url="https://ml-site.cdn-apple.com/models/depth-pro/depth_pro.pt",
+                hub_id="apple/DepthPro-hf",
+            ),
+            licence="Apple-ASCL",
+            params_millions=952.0,
+            estimates_camera=True,
+        )
+    ]
+
+
+def _depth_anything_3_rows() -> list[ModelSpec]:
+    # ByteDance-Seed/Depth-Anything-3: README.md ("Model Cards": Hub repos and licences;
+    # the "-1.1" Large/Giant are the retrained checkpoints it says to prefer) and
+    # api.py::inference (process_res 504, upper_bound_resize, ImageNet mean/std); the
+    # exact resize and the sky, confidence and camera handling are models/
+    # depth_anything_3.py's HOOKS. Upstream returns maps at the network size; we resize
+    # them back bilinearly. Parameters: the official model.safetensors (every head, as
+    # the Hub counts it: 34.3 M for DA3-SMALL); the README's table rounds differently.
+    rows = []
+    for size, repo, licence, params in (
+        ("small", "DA3-SMALL", "Apache-2.0", 34.3),
+        ("base", "DA3-BASE", "Apache-2.0", 135.4),
+        ("large", "DA3-LARGE-1.1", "CC-BY-NC-4.0", 410.9),
+        ("giant", "DA3-GIANT-1.1", "CC-BY-NC-4.0", 1355.7),
+        ("mono-large", "DA3MONO-LARGE", "Apache-2.0", 334.2),
+        ("metric-large", "DA3METRIC-LARGE", "Apache-2.0", 334.2),
+    ):
+        metric = size == "metric-large"
+        what = {
+            "mono-large": "relative depth and sky",
+            "metric-large": "metric depth (focal x output / 300) and sky",
+        }.get(size, "one view: relative depth, confidence and field of view")
+        rows.append(
+            ModelSpec(
+                name=f"depth-anything-3-{size}",
+                family="depth_anything_3",
+                variant=size,
+                description=f"Depth Anything 3 {repo}: DINOv2 + DA3 ViT, DPT head ({what})",
+                input=InputPolicy(
+                    size=(504, 504),
+                    method="upper_bound",
+                    keep_aspect=True,
+                    multiple_of=14,
+                    interpolation="cubic",
+                    mean=IMAGENET_MEAN,
+                    std=IMAGENET_STD,
+                ),
+                output=OutputPolicy(mode="bilinear", align_corners=False),
+                kind="metric" if metric else "relative_inverse",
+                weights=WeightSource(
+                    url=f"{_HF}/depth-anything/{repo}/resolve/main/model.safetensors",
+                    hub_id=f"depth-anything/{repo}",
+                ),
+                licence=licence,
+                params_millions=params,
+                canonical_focal=300.0 if metric else None,
+                estimates_camera=size in ("small", "base", "large", "giant"),
+            )
+        )
+    return rows
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
-    for spec in _bundled_rows() + _midas_rows() + _depth_anything_rows() + _metric3d_rows()
+    for spec in _bundled_rows()
+    + _midas_rows()
+    + _depth_anything_rows()
+    + _metric3d_rows()
+    + _depth_anything_3_rows()
+    + _depth_pro_rows()
+    + _moge_rows()
 }
 
 

@@ -15,7 +15,9 @@ from typing import Literal
 
 ResizeMethod = Literal["lower_bound", "upper_bound", "minimal"]
 DepthKind = Literal["relative_inverse", "metric"]
-Family = Literal["midas_small", "dpt", "depth_anything", "metric3d"]
+Family = Literal[
+    "midas_small", "dpt", "depth_anything", "metric3d", "depth_anything_3", "moge", "depth_pro"
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -51,6 +51,9 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 # Files a Hub snapshot needs to load in transformers format.
 HUB_PATTERNS = ["*.json", "*.safetensors"]
+# The one file of Hub repos that publish an official checkpoint rather than a
+# transformers model (MoGe-2: Ruicheng/moge-2-*/model.pt): such a folder is that file.
+SNAPSHOT_CHECKPOINT = "model.pt"
 
 LocationKind = Literal["file", "converted_dir", "hf_dir"]
 
@@ -136,9 +139,12 @@ def classify_path(path: Path) -> WeightsLocation:
             return WeightsLocation("converted_dir", path, "explicit")
         if (path / "config.json").is_file():
             return WeightsLocation("hf_dir", path, "explicit")
+        if (path / SNAPSHOT_CHECKPOINT).is_file():  # a Hub snapshot of one checkpoint
+            return WeightsLocation("file", path / SNAPSHOT_CHECKPOINT, "explicit")
         raise WeightsError(
-            f"Folder {path} holds neither {CONVERTED_CONFIG} (from depthlens convert) nor "
-            "config.json (a Hugging Face model folder)."
+            f"Folder {path} holds neither {CONVERTED_CONFIG} (from depthlens convert), "
+            f"config.json (a Hugging Face model folder) nor {SNAPSHOT_CHECKPOINT} (a "
+            "checkpoint's Hub snapshot)."
         )
     return WeightsLocation("file", path, "explicit")
 
@@ -229,12 +235,18 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
     Accepts ``.safetensors`` and pickled ``.pt``/``.pth``/``.bin`` files, the latter only
     through ``torch.load(weights_only=True)``. Containers: ``{"model_state_dict": ...}``
-    (Metric3D), ``{"model": ..., "optimizer": ...}`` (MiDaS training), ``{"state_dict":
-    ...}``.
+    (Metric3D), ``{"model": ..., "optimizer": ...}`` (MiDaS training), ``{"model": ...,
+    "model_config": ...}`` (MoGe), ``{"state_dict": ...}``.
     """
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """``read_state_dict``, and the network config a checkpoint carries beside its
+    tensors (MoGe's ``model_config``: plain dicts, lists, strings and numbers), or None."""
     try:
         if path.suffix == ".safetensors":
-            return dict(load_file(str(path)))
+            return dict(load_file(str(path))), None
         with warnings.catch_warnings():  # torch warns about pickle protocols; we refuse
             warnings.simplefilter("ignore")
             obj: Any = torch.load(path, map_location="cpu", weights_only=True)
@@ -250,10 +262,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"Could not read weights from {path}: {reason}.") from None
+    carried = obj.get("model_config") if isinstance(obj, Mapping) else None
     obj = unwrap_checkpoint(obj)
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path} is not a checkpoint of tensors (a state dict).")
-    return dict(obj)
+    return dict(obj), dict(carried) if isinstance(carried, Mapping) else None
 
 
 def unwrap_checkpoint(obj: Any) -> Any:
@@ -261,7 +274,7 @@ def unwrap_checkpoint(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         if "model_state_dict" in obj:
             return obj["model_state_dict"]
-        if "model" in obj and "optimizer" in obj:
+        if "model" in obj and ("optimizer" in obj or "model_config" in obj):
             return obj["model"]
         if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
             return obj["state_dict"]
@@ -312,14 +325,17 @@ def build_network(spec: ModelSpec, location: WeightsLocation) -> nn.Module:
         return network.eval()
     path = location.path / CONVERTED_WEIGHTS if location.kind == "converted_dir" else location.path
     verify_weights(path)
-    state_dict = read_state_dict(path)
-    # families whose checkpoints say their own shape (Metric3D) adapt the preset
+    state_dict, carried = read_checkpoint(path)
+    # families whose checkpoints say their own shape (Metric3D, MoGe) adapt the preset,
+    # with the config the checkpoint carries when it has one (MoGe's model_config)
     adapt = getattr(family, "config_for_state_dict", None)
     if adapt is not None:
-        config = adapt(state_dict, config)
+        config = adapt(state_dict, config, carried) if carried else adapt(state_dict, config)
     network = family.build_network(config)
     native_keys = set(network.state_dict())
-    if not native_keys & set(state_dict):  # an official checkpoint: rename its keys first
+    # an official checkpoint (some key is not ours; MoGe's share a few names with ours):
+    # rename its keys first
+    if not set(state_dict) <= native_keys:
         state_dict = family.convert_official_state_dict(state_dict, config)
     load_strict(network, state_dict, str(path))
     return network.eval()
