@@ -140,13 +140,14 @@ def main() -> None:
         f"image 640x480, network input 518x686 ({flops / 1e9:.1f} GFLOP), threads "
         f"{args.threads}, repeats {args.repeats}"
     )
-    print(f"{'transformers.pipeline':26s} median {peer_s * 1000:8.1f} ms")
+    print(f"{'transformers.pipeline':33s} median {peer_s * 1000:8.1f} ms")
     for mode, seconds in mode_s.items():
         peak = args.peak_fp32 if mode[1] == "fp32" else args.peak_bf16
+        peak_name = "fp32" if mode[1] == "fp32" else "bf16/int8"
         share = flops / seconds / (peak * 1e9)
         print(
-            f"{'depthlens ' + ':'.join(mode):26s} median {seconds * 1000:8.1f} ms  "
-            f"speed-up {peer_s / seconds:5.2f}x  {share:6.1%} of the {mode[1]} peak  "
+            f"{'depthlens ' + ':'.join(mode):33s} median {seconds * 1000:8.1f} ms  "
+            f"speed-up {peer_s / seconds:5.2f}x  {share:6.1%} of the {peak_name} peak  "
             f"vs torch fp32: {relative_difference(outputs[mode], ours_depth)}"
         )
     print("differences from the pipeline, as a share of the output range:")

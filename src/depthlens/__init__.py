@@ -102,7 +102,7 @@ def load_model(
     ``weights`` is an official checkpoint, a safetensors file, a folder written by
     ``depthlens convert`` or a Hugging Face model folder; without it the weights are
     looked up (bundled, local caches, Hub). ``backend`` (torch, onnxruntime, openvino)
-    and ``precision`` (fp32, bf16, int8) choose how the network runs; the pre- and
+    and ``precision`` (fp32, bf16, int8, int8-static) choose how the network runs; the pre- and
     post-processing are the same on all. Estimators are cached per process.
     """
     spec, location = _resolve(model, weights)

@@ -89,7 +89,10 @@ BackendOption = Annotated[
 ]
 PrecisionOption = Annotated[
     str,
-    typer.Option(help="fp32, bf16 (torch, openvino) or int8: faster, slightly less exact."),
+    typer.Option(
+        help="fp32, bf16 (torch, openvino), int8 (faster, slightly less exact) or "
+        "int8-static (onnxruntime, openvino: activations too, calibrated)."
+    ),
 ]
 MaxMegapixelsOption = Annotated[
     float, typer.Option(min=0.01, help="Refuse larger images (decompression bombs).")

@@ -24,7 +24,11 @@ def export(
     ] = None,
     precision: Annotated[
         str,
-        typer.Option(help="fp32, or int8 (the Linear layers' weights; faster on ViTs)."),
+        typer.Option(
+            help="fp32; int8 (the Linear layers' weights; faster on ViTs); int8-static "
+            "(weights and activations, calibrated on synthetic scenes; off by up to ~10 % "
+            "of the range: see BENCHMARKS.md)."
+        ),
     ] = "fp32",
     static: Annotated[
         bool,
@@ -38,11 +42,18 @@ def export(
     """Export a model to ONNX: one input `image` (batch, 3, height, width), prepared as
     the file's metadata says, and the model's outputs by name."""
     import depthlens
-    from depthlens.models.backends.export import export_onnx, onnx_summary, require_onnx
+    from depthlens.models.backends.export import (
+        EXPORT_PRECISIONS,
+        export_onnx,
+        onnx_summary,
+        require_onnx,
+    )
 
     bits = precision.strip().lower()
-    if bits not in ("fp32", "int8"):
-        raise UsageError(f"Unknown precision '{precision}' for an export: use fp32 or int8.")
+    if bits not in EXPORT_PRECISIONS:
+        raise UsageError(
+            f"Unknown precision '{precision}' for an export: use {', '.join(EXPORT_PRECISIONS)}."
+        )
     if output.is_dir():
         raise UsageError(f"{output} is a folder; name the .onnx file to write, e.g. -o model.onnx.")
     require_onnx(bits)  # before the model loads

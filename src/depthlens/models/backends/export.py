@@ -257,7 +257,9 @@ def export_onnx(
     if precision == "int8":
         model = _quantize(model)
     elif precision == "int8-static":
-        model = _quantize_static(model, calibration or calibration_inputs(spec))
+        # a fixed-size file takes the example's size only: a 4:3 photo's input
+        shapes = None if dynamic else (EXAMPLE_IMAGE,)
+        model = _quantize_static(model, calibration or calibration_inputs(spec, sizes=shapes))
     _describe(model, spec, network, layout, precision, weights)
     from depthlens.io.depth_files import atomic_write
 
