@@ -55,6 +55,7 @@ from depthlens.errors import WeightsError
 from depthlens.geometry.camera import Camera
 from depthlens.models.backends.export import dinov2_resize
 from depthlens.models.hooks import Finished, Prepared, as_float32, canonical_scale, resize_output
+from depthlens.models.metric3d import Mlp  # the same DINOv2 feed-forward (fc1, GELU, fc2)
 
 if TYPE_CHECKING:
     from depthlens.io.images import Image
@@ -279,16 +280,6 @@ class Attention(nn.Module):
             k = rotary_2d(k, positions, self.rope)
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
 
 
 class SwiGLU(nn.Module):
