@@ -95,7 +95,10 @@ def test_a_video_bar_opens_with_its_frame_count_timed_from_its_start():
 
 
 def _report(*results: InputResult, seconds: float) -> PredictReport:
-    return PredictReport("m", "", Path("out"), list(results), seconds)
+    report = PredictReport("m", "", Path("out"), seconds=seconds)
+    for result in results:
+        report.add(result)
+    return report
 
 
 def test_the_summary_rates_count_each_kind_of_input():

@@ -199,7 +199,8 @@ def test_what_each_usage_error_says(runs):
     assert said["bare"] == "error: Missing command (see depthlens --help)."
     assert "No such command 'frobnicate'" in said["unknown command"]
     assert "No such option: --frobnicate" in said["unknown option"]
-    assert "Missing argument 'INPUTS'" in said["bare predict"]
+    # INPUTS may be empty (--input-list), so -o is what a bare predict misses first.
+    assert "Missing option '-o' / '--output'" in said["bare predict"]
     assert said["bare effect"] == ("error: Missing argument 'NAME' (see depthlens effect --help).")
     assert "Missing option '-o' / '--output'" in said["missing output"]
     assert "'--batch-size'" in said["bad value"]
@@ -287,9 +288,9 @@ def test_the_usage_lines_name_the_arguments(runs):
         for verb in ("predict", "effect", "convert", "train", "pseudo-label")
     }
     assert usage == {
-        "predict": "Usage: depthlens predict [OPTIONS] INPUTS...",
+        "predict": "Usage: depthlens predict [OPTIONS] [INPUTS]...",  # or --input-list
         "effect": "Usage: depthlens effect [OPTIONS] NAME INPUT",
         "convert": "Usage: depthlens convert [OPTIONS] CHECKPOINT",
         "train": "Usage: depthlens train [OPTIONS] CONFIG",
-        "pseudo-label": "Usage: depthlens pseudo-label [OPTIONS] INPUTS...",
+        "pseudo-label": "Usage: depthlens pseudo-label [OPTIONS] [INPUTS]...",
     }

@@ -19,6 +19,7 @@ arguments themselves (``UsageError``, ``WeightsError``) stop it, before any work
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -107,6 +108,7 @@ class InputResult:
     skipped: bool = False  # its outputs were there from an earlier run
     seconds: float = 0.0
     trace: str | None = None  # the traceback of an unexpected failure (a bug), for -v
+    record: str | None = None  # what the sink's commit records of it (a manifest line)
 
     @classmethod
     def failed(cls, input: str, exc: BaseException) -> InputResult:
@@ -124,29 +126,45 @@ class InputResult:
 @dataclass
 class PredictReport:
     """What ``predict_files`` did: one ``InputResult`` per input, in input order (videos
-    last), the model and weights used and the wall time."""
+    last), the model and weights used and the wall time.
+
+    The counts are kept as results arrive; ``results`` holds the results themselves only
+    when the run kept them (``keep_results``: a run over millions of inputs reports
+    through ``on_result`` and its report file instead).
+    """
 
     model: str
     weights: str
     output_dir: Path
     results: list[InputResult] = field(default_factory=list)
     seconds: float = 0.0
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    truncated: int = 0
+    images: int = 0  # images predicted in this run (not skipped)
+    videos: int = 0  # videos streamed (truncated ones too)
+    frames: int = 0  # video frames written
+    video_seconds: float = 0.0
 
-    @property
-    def done(self) -> int:
-        return sum(result.ok for result in self.results)
+    def add(self, result: InputResult, keep: bool = True) -> None:
+        """Count ``result`` (and keep it, with ``keep``)."""
+        self.total += 1
+        self.done += result.ok
+        self.skipped += result.skipped
+        self.truncated += result.truncated
+        if result.frames is not None:
+            self.videos += 1
+            self.frames += result.frames
+            self.video_seconds += result.seconds
+        else:
+            self.images += result.ok and not result.skipped
+        if keep:
+            self.results.append(result)
 
     @property
     def failed(self) -> int:
-        return len(self.results) - self.done
-
-    @property
-    def truncated(self) -> int:
-        return sum(result.truncated for result in self.results)
-
-    @property
-    def skipped(self) -> int:
-        return sum(result.skipped for result in self.results)
+        return self.total - self.done
 
     @property
     def failures(self) -> list[tuple[str, str]]:
@@ -155,17 +173,30 @@ class PredictReport:
 
 class Sink(Protocol):
     """Where ``predict_files`` puts each image's depth: files beside a stem (the default,
-    ``DepthFiles``), or another layout (``train.pseudo_label.PseudoLabelFolder``).
+    ``DepthFiles``), or another layout (``train.pseudo_label.PseudoLabelFolder``,
+    ``train.shards.PseudoLabelShards``).
 
-    ``plan`` gets the images found, as ``(source, path relative to its input folder)``,
-    and returns those to predict with the key ``write`` will get (an output stem, a
-    sample name), and those to skip (done by an earlier run); it raises ``UsageError``
-    or ``OutputError`` for a layout that cannot work, before any prediction. ``write``
-    writes one image's outputs and returns their paths; ``flush`` runs after each batch.
+    The inputs are planned on the process that runs ``predict_files`` (the driver) and
+    predicted in *units* of consecutive inputs, on the driver or on the workers of a
+    batch engine (``engines.ray``), each holding its own copy of the sink:
+
+    - ``plan`` (driver) gets the images found, a chunk at a time in input order, as
+      ``(source, path relative to its input folder)``, and returns those to predict
+      with the key ``write`` will get (an output stem, a sample name), and those to skip
+      (done by an earlier run); it keeps what it needs across chunks (names taken), and
+      raises ``UsageError`` or ``OutputError`` for a layout that cannot work, before any
+      prediction.
+    - ``write`` (worker) writes one image's outputs, or buffers them, and returns its
+      ``InputResult``.
+    - ``flush`` (worker) ends a unit: it gets the unit's results in order (failures
+      too) and returns them final (a shard written, its path in each). A unit is
+      ``unit`` inputs (a shard's size), or one batch when ``unit`` is None.
+    - ``commit`` (driver) gets each unit's final results in input order, once they are
+      back: it records them (appends their ``record`` lines to a manifest).
+
     ``takes_videos``: whether named video files are streamed (else read as images).
-
-    A source is a ``Source``: a ``Path``, or the ``str`` of a URL or ``-`` (its
-    relative path is then the URL's file name, ``url-N`` or ``stdin``); a sink uses
+    A source is a ``Source``: a ``Path``, or the ``str`` of a URL or ``-`` (its relative
+    path is then the URL's file name, ``url-N`` or ``stdin``); a sink uses
     ``str(source)`` to name it. (The methods take ``Any`` so that sinks annotated for
     paths alone still fit.)
     """
@@ -173,13 +204,142 @@ class Sink(Protocol):
     @property
     def takes_videos(self) -> bool: ...
 
+    @property
+    def unit(self) -> int | None: ...
+
     def plan(
         self, found: list[tuple[Any, PurePath]], root: Path
     ) -> tuple[list[tuple[Any, Any]], list[Any]]: ...
 
     def write(self, path: Any, key: Any, image: Image, result: DepthResult) -> InputResult: ...
 
-    def flush(self) -> None: ...
+    def flush(self, results: list[InputResult]) -> list[InputResult]: ...
+
+    def commit(self, results: list[InputResult]) -> None: ...
+
+
+Unit = list[tuple[Source, Any]]  # consecutive planned inputs: (source, the sink's key)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model a run asked for, as the arguments of ``depthlens.load_model``: what a
+    worker of a batch engine loads (once) on its side."""
+
+    model: str | Path | None = None
+    weights: PathLike | None = None
+    device: str = "auto"
+    backend: str = "torch"
+    precision: str = "fp32"
+
+    def load(self) -> Estimator:
+        return _estimator(self.model, self.weights, self.device, self.backend, self.precision)
+
+    def check(self) -> None:
+        """``UnknownModelError`` or ``WeightsError`` now if the model cannot load (its name
+        or weights), ``UsageError`` for a backend or precision that cannot run, without
+        loading the network."""
+        import depthlens
+        from depthlens.models.backends import check_choice, require
+
+        depthlens._resolve(self.model, Path(self.weights) if self.weights else None)
+        chosen, _ = check_choice(self.backend, self.precision)
+        require(chosen)
+
+
+@dataclass(frozen=True)
+class UnitWork:
+    """Turns one unit of planned inputs into its final results, on whichever process
+    runs it (this one, or a batch engine's worker, where it arrives pickled): read each
+    image, predict them ``batch_size`` at a time (``predict_each``), hand each to the
+    sink's ``write``, and end with the sink's ``flush``."""
+
+    sink: Sink
+    batch_size: int = 4
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    camera: CameraFactory | None = None
+
+    def run(
+        self, estimator: Estimator, unit: Unit, on_image: Callable[[], None] | None = None
+    ) -> list[InputResult]:
+        """The unit's results, in its order; ``on_image()`` after each image."""
+        results: list[InputResult] = []
+        for batch in _chunks(unit, max(1, self.batch_size)):
+            decided: dict[int, InputResult] = {}
+            loaded: list[tuple[int, Source, Any, Image]] = []
+            for index, (source, key) in enumerate(batch):
+                try:
+                    image = _load(source, self.max_pixels)
+                    if self.camera is not None:
+                        image = replace(image, camera=self.camera(image.width, image.height))
+                    loaded.append((index, source, key, image))
+                except Exception as exc:  # any one file's failure is its line; the run goes on
+                    decided[index] = InputResult.failed(str(source), exc)
+                    _tick(on_image)
+            images = [image for _, _, _, image in loaded]
+            outcomes = predict_each(estimator, images, self.batch_size)
+            for (index, source, key, image), outcome in zip(loaded, outcomes, strict=True):
+                if isinstance(outcome, str):
+                    decided[index] = InputResult(str(source), error=outcome)
+                else:
+                    decided[index] = self.sink.write(source, key, image, outcome)
+                _tick(on_image)
+            results.extend(decided[index] for index in range(len(batch)))
+        try:
+            return self.sink.flush(results)
+        except Exception as exc:  # the unit's outputs could not be finished: its inputs fail
+            return [
+                result if not result.ok else InputResult.failed(result.input, exc)
+                for result in results
+            ]
+
+
+class Engine(Protocol):
+    """What runs the units of a ``predict_files`` job: ``LocalEngine`` (this process),
+    or ``engines.ray.RayEngine`` (a Ray Data job over a cluster).
+
+    ``run`` returns each unit's final results, in unit order, with the model's name and
+    weights that produced them (empty when no unit ran); ``on_image()`` is called after
+    each image where the engine can (else after each unit, once per image). An engine
+    that cannot take videos says so: ``takes_videos``.
+    """
+
+    @property
+    def takes_videos(self) -> bool: ...
+
+    def run(
+        self,
+        work: UnitWork,
+        units: Iterator[Unit],
+        choice: ModelChoice | Estimator,
+        on_image: Callable[[], None],
+    ) -> Iterator[tuple[list[InputResult], str, str]]: ...
+
+
+@dataclass
+class LocalEngine:
+    """The units in this process, one after the other, with one model loaded here (on
+    the first unit: a run with nothing to do loads nothing). ``estimator`` is the model
+    it used."""
+
+    takes_videos: bool = True
+    estimator: Estimator | None = None
+
+    def run(
+        self,
+        work: UnitWork,
+        units: Iterator[Unit],
+        choice: ModelChoice | Estimator,
+        on_image: Callable[[], None],
+    ) -> Iterator[tuple[list[InputResult], str, str]]:
+        for unit in units:
+            if self.estimator is None:
+                self.estimator = choice.load() if isinstance(choice, ModelChoice) else choice
+            yield (
+                work.run(self.estimator, unit, on_image),
+                self.estimator.name,
+                self.estimator.weights,
+            )
 
 
 def predict_files(
@@ -203,6 +363,11 @@ def predict_files(
     mesh_format: str = "ply",
     align_to: PathLike | None = None,
     video: VideoOptions | None = None,
+    input_list: PathLike | None = None,
+    resume: bool = False,
+    engine: Engine | None = None,
+    keep_results: bool = True,
+    report_file: PathLike | None = None,
     sink: Sink | None = None,
     on_result: Callable[[InputResult], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -225,6 +390,20 @@ def predict_files(
     (``geometry.metric_points``) and turns it into meters. Videos are streamed as
     ``VideoOptions`` says.
 
+    ``input_list`` is a text file of image paths, one per line (blank lines and lines
+    starting with ``#`` skipped), read as a stream after ``inputs`` (which may then be
+    empty): a million paths are never held as a list. A relative line is read from the
+    current folder and keeps its folders in the output (``a/b.jpg`` ->
+    ``output_dir/a/b``); an absolute one keeps its path below the root. Outputs that
+    would share a name get ``-2``, ``-3`` (``output_stems``).
+
+    ``resume`` skips the images whose outputs an earlier run completed: their sidecar
+    is there (it is written last), lists a file for each of ``formats`` and every file
+    it lists exists. ``engine`` runs the predictions (``LocalEngine`` by default;
+    ``engines.ray.RayEngine`` on a Ray cluster, with byte-identical outputs).
+    ``report_file`` receives one JSON line per input as it is decided
+    (``report_line``). ``keep_results=False`` keeps only the counts in the report.
+
     ``sink`` replaces those depth files by another layout (see ``Sink``); the format,
     colormap, geometry and alignment options are then unused.
 
@@ -241,75 +420,221 @@ def predict_files(
     chosen = parse_formats(formats)
     mesh_format = mesh_format.strip().lower().lstrip(".")
     _check_options(chosen, colormap, mesh_format, video or VideoOptions(), max_depth)
+    engine = engine or LocalEngine()
     if sink is None:
         aligned = Path(align_to) if align_to is not None else None
-        sink = DepthFiles(chosen, colormap, side_by_side, max_depth, normals, mesh_format, aligned)
+        sink = DepthFiles(
+            chosen, colormap, side_by_side, max_depth, normals, mesh_format, aligned, resume=resume
+        )
     listed = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     videos = [
         Path(p)
         for p in listed
         if sink.takes_videos and not _is_remote(p) and is_video_input(Path(p))
     ]
+    if videos and not engine.takes_videos:
+        raise UsageError(
+            f"This engine predicts images; predict videos such as {videos[0]} with the "
+            "local engine."
+        )
     patterns = [str(p) for p in listed if _is_remote(p) or Path(p) not in videos]
+    lines = _list_file(input_list) if input_list is not None else None
     root = Path(output_dir).resolve()
     if root.exists() and not root.is_dir():
         raise OutputError(f"{output_dir} is a file; the outputs need a folder (-o FOLDER).")
     started = time.perf_counter()
     report = PredictReport(model="", weights="", output_dir=root)
+    log = _ReportFile(None)  # opened once the arguments are known to be right
 
     def finish(result: InputResult) -> None:
-        report.results.append(result)
+        report.add(result, keep_results)
+        log.write(result)
         if on_result is not None:
             on_result(result)
 
     found, not_found, order = _find(patterns, recursive)
-    items, skipped = sink.plan(found, root)
-    if not found and not videos and not not_found:
+    if not found and not videos and not not_found and lines is None:
         raise UsageError(f"No images found in {', '.join(patterns)}.")
-    if align_to is not None and len(items) + len(not_found) + len(videos) > 1:
+    if align_to is not None and (
+        lines is not None or len(found) + len(not_found) + len(videos) > 1
+    ):
         raise UsageError("--align-to holds the points of one image, so give one input image.")
+    chunks = _found_chunks(found, lines)
+    first_items, first_skipped = sink.plan(next(chunks, []), root)
+    log = _ReportFile(report_file)
     for result in not_found:
         finish(result)
-    for path in skipped:
+    for path in first_skipped:
         finish(InputResult(str(path), skipped=True))
-    if not items and not videos:
-        report.seconds = time.perf_counter() - started
-        return report
+    choice: ModelChoice | Estimator = (
+        model
+        if model is not None and not isinstance(model, str | os.PathLike)
+        else ModelChoice(model, weights, device, backend, precision)
+    )
+    # A streamed list's total grows as it is planned (units are planned as they start).
+    total = len(first_items) + len(first_skipped)
+    done = len(first_skipped)
 
-    estimator = _estimator(model, weights, device, backend, precision)
-    report.model, report.weights = estimator.name, estimator.weights
-    done = len(skipped)
-    total = len(items) + len(skipped)
-    if items:  # the count, and the clock of the rate, start before the first batch
+    def more_items() -> Iterator[tuple[Source, Any]]:
+        nonlocal total, done
+        yield from first_items
+        for chunk in chunks:
+            items, skipped = sink.plan(chunk, root)
+            total += len(items) + len(skipped)
+            done += len(skipped)
+            for path in skipped:
+                finish(InputResult(str(path), skipped=True))
+            yield from items
+
+    def image_done() -> None:
+        nonlocal done
+        done += 1
         _report_progress(on_progress, done, total)
-    for batch in _chunks(items, max(1, batch_size)):
-        loaded: list[tuple[Source, Any, Image]] = []
-        for path, key in batch:
-            try:
-                image = _load(path, max_pixels)
-                if camera is not None:
-                    image = replace(image, camera=camera(image.width, image.height))
-                loaded.append((path, key, image))
-            except Exception as exc:  # any one file's failure is its line; the run goes on
-                finish(InputResult.failed(str(path), exc))
-                done += 1
-                _report_progress(on_progress, done, total)
-        outcomes = list(predict_each(estimator, [image for _, _, image in loaded], batch_size))
-        for (path, key, image), outcome in zip(loaded, outcomes, strict=True):
-            if isinstance(outcome, str):
-                finish(InputResult(str(path), error=outcome))
-            else:
-                finish(sink.write(path, key, image, outcome))
-            done += 1
+
+    work = UnitWork(sink, max(1, batch_size), max_pixels, camera)
+    units = _units(more_items(), sink.unit or max(1, batch_size))
+    try:
+        if first_items or lines is not None:  # the clock of the rate starts before the first
             _report_progress(on_progress, done, total)
-        sink.flush()
-    for path in videos:
-        options = video or VideoOptions()
-        finish(_predict_video(estimator, path, root, options, colormap, camera, on_video_progress))
-    rank = {name: index for index, name in enumerate(order)}
-    report.results.sort(key=lambda result: rank.get(result.input, len(rank)))  # videos last
+        for results, name, used in engine.run(work, units, choice, image_done):
+            report.model, report.weights = name, used
+            sink.commit(results)
+            for result in results:
+                finish(result)
+        if videos:
+            estimator = _video_estimator(engine, choice)
+            report.model, report.weights = estimator.name, estimator.weights
+            for path in videos:
+                options = video or VideoOptions()
+                finish(
+                    _predict_video(
+                        estimator, path, root, options, colormap, camera, on_video_progress
+                    )
+                )
+    finally:
+        log.close()
+    if keep_results:
+        rank = {name: index for index, name in enumerate(order)}
+        report.results.sort(key=lambda result: rank.get(result.input, len(rank)))  # videos last
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _video_estimator(engine: Engine, choice: ModelChoice | Estimator) -> Estimator:
+    """The model for the videos: the local engine's, loaded if no image loaded it."""
+    if isinstance(engine, LocalEngine) and engine.estimator is not None:
+        return engine.estimator
+    estimator = choice.load() if isinstance(choice, ModelChoice) else choice
+    if isinstance(engine, LocalEngine):
+        engine.estimator = estimator
+    return estimator
+
+
+def _units(items: Iterator[tuple[Source, Any]], size: int) -> Iterator[Unit]:
+    """Consecutive items, ``size`` at a time (the last unit may be shorter)."""
+    unit: Unit = []
+    for item in items:
+        unit.append(item)
+        if len(unit) == size:
+            yield unit
+            unit = []
+    if unit:
+        yield unit
+
+
+def _tick(callback: Callable[[], None] | None) -> None:
+    if callback is not None:
+        callback()
+
+
+LIST_CHUNK = 4096  # list-file lines planned at a time
+
+
+def _list_file(path: PathLike) -> Iterator[str]:
+    """The paths of a list file, one per line, read lazily; ``UsageError`` if it cannot
+    be opened (checked now, before any work)."""
+    listing = Path(path)
+    if not listing.is_file():
+        raise UsageError(f"The input list {listing} does not exist or is not a file.")
+    try:
+        listing.open("rb").close()
+    except OSError as exc:
+        raise UsageError(f"Cannot read the input list {listing}: {exc.strerror}.") from None
+
+    def lines() -> Iterator[str]:
+        with listing.open(encoding="utf-8", errors="surrogateescape") as handle:
+            for line in handle:
+                text = line.strip()
+                if text and not text.startswith("#"):
+                    yield text
+
+    return lines()
+
+
+def _found_chunks(
+    found: list[tuple[Source, PurePath]], lines: Iterator[str] | None
+) -> Iterator[list[tuple[Source, PurePath]]]:
+    """What the sink plans, a chunk at a time: everything the inputs named, then the
+    list file's lines ``LIST_CHUNK`` at a time, each with its relative output path."""
+    yield found
+    if lines is None:
+        return
+    chunk: list[tuple[Source, PurePath]] = []
+    for line in lines:
+        if _is_remote(line) and line != STDIN:
+            chunk.append((line, PurePath(url_file_name(line) or "url")))
+        else:
+            chunk.append((Path(line), listed_relative(line)))
+        if len(chunk) == LIST_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def listed_relative(line: str) -> PurePath:
+    """The output path of a list file's line: the path as written, below the root when
+    absolute, with ``.`` and ``..`` folded (never above the output folder)."""
+    parts: list[str] = []
+    for part in PurePath(line).parts[1 if PurePath(line).is_absolute() else 0 :]:
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part not in (".", ""):
+            parts.append(part)
+    return PurePath(*parts) if parts else PurePath("image")
+
+
+class _ReportFile:
+    """The run's report as JSON lines (``report_line``), one per input as it is decided;
+    nothing without a path."""
+
+    def __init__(self, path: PathLike | None) -> None:
+        self._file = None
+        if path is not None:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self._file = Path(path).open("w", encoding="utf-8")  # noqa: SIM115 (closed by close)
+            except OSError as exc:
+                raise OutputError(f"Cannot write the report {path}: {exc.strerror}.") from None
+
+    def write(self, result: InputResult) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(report_line(result)) + "\n")
+            self._file.flush()  # a report read while the run goes on is whole up to here
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def report_line(result: InputResult) -> dict[str, object]:
+    """One input in a run's report: ``input``, ``status`` (``done``, ``skipped`` or
+    ``failed``), then ``outputs`` (the files written) or ``reason`` (one sentence)."""
+    if result.error is not None:
+        return {"input": result.input, "status": "failed", "reason": result.error}
+    status = "skipped" if result.skipped else "done"
+    return {"input": result.input, "status": status, "outputs": [str(p) for p in result.written]}
 
 
 def _check_options(
@@ -395,7 +720,7 @@ def _load(source: Source, max_pixels: int) -> Image:
     return load_image(source, max_pixels)  # a str URL stays a str: load_image fetches it
 
 
-def _chunks(items: list[tuple[Source, Any]], size: int) -> Iterator[list[tuple[Source, Any]]]:
+def _chunks(items: Unit, size: int) -> Iterator[Unit]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -427,7 +752,8 @@ def predict_each(
 @dataclass(frozen=True)
 class DepthFiles:
     """The default ``Sink``: each image's depth formats, geometry and sidecar JSON beside
-    its output stem (``output_stems``), and videos streamed beside them."""
+    its output stem (``output_stems``), and videos streamed beside them. With
+    ``resume``, images whose outputs are complete (``outputs_complete``) are skipped."""
 
     formats: list[str]
     colormap: str = "inferno"
@@ -437,20 +763,35 @@ class DepthFiles:
     mesh_format: str = "ply"
     align_to: Path | None = None
     takes_videos: bool = True
+    resume: bool = False
+    unit: int | None = None
+    names: UniqueStems = field(default_factory=lambda: UniqueStems())
 
     def plan(
         self, found: list[tuple[Source, PurePath]], root: Path
     ) -> tuple[list[tuple[Source, Any]], list[Source]]:
-        """Every image, with its output stem under ``root`` (never outside it)."""
-        stems = output_stems([relative for _, relative in found])
-        items = [(path, root / stem) for (path, _), stem in zip(found, stems, strict=True)]
-        for path, stem in items:
-            if not stem.resolve().is_relative_to(root):
+        """Every image, with its output stem under ``root`` (never outside it); with
+        ``resume``, those whose outputs are complete apart."""
+        stems = self.names.claim([relative for _, relative in found])
+        items: list[tuple[Source, Any]] = []
+        skipped: list[Source] = []
+        for (path, _), stem in zip(found, stems, strict=True):
+            where = root / stem
+            if not where.resolve().is_relative_to(root):
                 raise OutputError(f"Output for {path} would fall outside {root}.")
-        return list(items), []
+            done = outputs_complete(where, self.formats, self.side_by_side, self.mesh_format)
+            if self.resume and done:
+                skipped.append(path)
+            else:
+                items.append((path, where))
+        return items, skipped
 
-    def flush(self) -> None:
+    def flush(self, results: list[InputResult]) -> list[InputResult]:
         """Nothing to do: every file is complete when written."""
+        return results
+
+    def commit(self, results: list[InputResult]) -> None:
+        """Nothing to record: the sidecar, written last, says an image is done."""
 
     def write(self, path: Source, key: Any, image: Image, result: DepthResult) -> InputResult:
         """The files of one predicted image, or the one-sentence reason they are not."""
@@ -497,6 +838,48 @@ class DepthFiles:
         except Exception as exc:  # a write or geometry failure costs this file only
             return InputResult.failed(str(path), exc)
         return InputResult(str(path), written=(*paths, *more, sidecar), notes=notes)
+
+
+class UniqueStems:
+    """Output stems that stay unique over a run planned a chunk at a time: each chunk
+    named by ``output_stems``, then a stem an earlier chunk took gets the next free
+    ``-2``, ``-3``."""
+
+    def __init__(self) -> None:
+        self._taken: set[PurePath] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy sent to a batch engine's worker names nothing: only the driver plans (a
+        million names are not shipped to every worker)."""
+        return {"_taken": set()}
+
+    def claim(self, relatives: list[PurePath]) -> list[PurePath]:
+        stems = []
+        for stem in output_stems(relatives):
+            unique, number = stem, 1
+            while unique in self._taken:
+                number += 1
+                unique = stem.with_name(f"{stem.name}-{number}")
+            self._taken.add(unique)
+            stems.append(unique)
+        return stems
+
+
+def outputs_complete(
+    stem: Path, formats: Sequence[str], side_by_side: bool = False, mesh_format: str = "ply"
+) -> bool:
+    """Whether an earlier run wrote every output of ``stem``: its sidecar (written last)
+    reads, names the file of each of ``formats`` (a mesh in ``mesh_format``; the
+    side-by-side panel when asked), and every file it names is there."""
+    try:
+        info = json.loads(stem.with_name(stem.name + SUFFIXES["json"]).read_text())
+        files = {str(name) for name in info["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    suffixes = [SUFFIXES[fmt] + (f".{mesh_format}" if fmt == "mesh" else "") for fmt in formats]
+    suffixes += [SUFFIXES["side"]] if side_by_side else []
+    named = all(stem.name + suffix in files for suffix in suffixes)
+    return named and all((stem.parent / name).is_file() for name in files)
 
 
 def is_video_input(path: Path) -> bool:

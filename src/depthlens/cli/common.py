@@ -119,6 +119,54 @@ FovOption = Annotated[
     typer.Option("--fov", help="Horizontal field of view in degrees (instead of --fx)."),
 ]
 
+InputListOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--input-list",
+        help="Text file of image paths, one per line, read as a stream (millions are fine).",
+    ),
+]
+ResumeOption = Annotated[
+    bool, typer.Option("--resume", help="Skip inputs whose outputs an earlier run completed.")
+]
+ReportOption = Annotated[
+    Path | None,
+    typer.Option("--report", help="Write the run's report: one JSON line per input."),
+]
+EngineOption = Annotated[
+    str, typer.Option(help="local (this process) or ray (a Ray Data job: depthlens[ray]).")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address", help="Ray cluster: auto or HOST:PORT; default a local one on 127.0.0.1."
+    ),
+]
+ActorsOption = Annotated[
+    int | None, typer.Option(min=1, help="Ray: model copies (default: CPUs / --cpus-per-actor).")
+]
+CpusPerActorOption = Annotated[
+    float | None,
+    typer.Option(min=0.01, help="Ray: CPUs (torch threads) of each model copy [default: 1]."),
+]
+
+
+def engine_from_options(
+    engine: str, address: str | None, actors: int | None, cpus_per_actor: float | None
+) -> Any:
+    """The ``pipeline.Engine`` that ``--engine`` names (None: the local one); Ray's options
+    without ``--engine ray`` are refused."""
+    choice = engine.strip().lower()
+    if choice == "local":
+        if address is not None or actors is not None or cpus_per_actor is not None:
+            raise UsageError("--ray-address, --actors and --cpus-per-actor need --engine ray.")
+        return None
+    if choice != "ray":
+        raise UsageError(f"Unknown engine '{engine}': choose local or ray.")
+    from depthlens.engines.ray import RayEngine
+
+    return RayEngine(address, actors, cpus_per_actor or 1.0)
+
 
 def _user_camera(
     fx: float | None,

@@ -17,27 +17,36 @@ import typer
 from rich.progress import Progress, TaskID
 
 from depthlens.cli.common import (
+    ActorsOption,
     AllowTruncatedOption,
     BackendOption,
     BatchSizeOption,
+    CpusPerActorOption,
     CxOption,
     CyOption,
     DeviceOption,
+    EngineOption,
     FovOption,
     FxOption,
     FyOption,
+    InputListOption,
     MaxMegapixelsOption,
     ModelOption,
     PrecisionOption,
+    RayAddressOption,
     RecursiveOption,
+    ReportOption,
+    ResumeOption,
     WeightsOption,
     _progress_bar,
     _user_camera,
+    engine_from_options,
     err,
     info,
     say,
     show_trace,
 )
+from depthlens.errors import UsageError
 from depthlens.geometry.camera import Camera
 from depthlens.io.images import DEFAULT_MAX_PIXELS
 from depthlens.models.weights import describe_weights
@@ -54,11 +63,12 @@ from depthlens.viz.colormaps import COLORMAPS
 __all__ = ["output_stems", "predict", "truncated_warning"]
 
 InputsArgument = Annotated[
-    list[str],
+    list[str] | None,
     typer.Argument(
         metavar="INPUTS",
         help="Image files (HEIC too), folders, glob patterns, http(s) URLs, - for an image "
         "on standard input, and video files.",
+        show_default=False,
     ),
 ]
 OutputOption = Annotated[Path, typer.Option("-o", "--output", help="Folder for the outputs.")]
@@ -108,12 +118,14 @@ _PASSED_ON = (
     "normals",
     "mesh_format",
     "align_to",
+    "input_list",
+    "resume",
 )
 
 
 def predict(
-    inputs: InputsArgument,
     output: OutputOption,
+    inputs: InputsArgument = None,
     model: ModelOption = None,
     weights: WeightsOption = None,
     formats: FormatsOption = "color,png16",
@@ -138,15 +150,29 @@ def predict(
     smoothing: SmoothingOption = 0.0,
     lossless: LosslessOption = "png16",
     allow_truncated: AllowTruncatedOption = False,
+    input_list: InputListOption = None,
+    resume: ResumeOption = False,
+    report: ReportOption = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    actors: ActorsOption = None,
+    cpus_per_actor: CpusPerActorOption = None,
 ) -> None:
     """Predict depth for images and videos and write depth files under OUTPUT.
 
     Every input gets NAME-depth.json (model, units, camera); a video NAME-depth.mp4 too.
+    With --engine ray the images are predicted on a Ray cluster, with the same outputs.
     """
     given = {name: value for name, value in locals().items() if name in _PASSED_ON}
     camera = _user_camera(fx, fy, cx, cy, fov)
     video = VideoOptions(stabilize, smoothing, lossless)  # type: ignore[arg-type]
-    _run(inputs, output, int(max_megapixels * 1e6), camera, video, given, allow_truncated)
+    if not inputs and input_list is None:
+        raise UsageError("Give the images to predict: files, folders, globs or --input-list.")
+    given["engine"] = engine_from_options(engine, ray_address, actors, cpus_per_actor)
+    given["report_file"] = report
+    given["keep_results"] = input_list is None  # a streamed list keeps counts only
+    pixels = int(max_megapixels * 1e6)
+    _run(inputs or [], output, pixels, camera, video, given, allow_truncated)
 
 
 def _run(
@@ -268,11 +294,12 @@ class _Reporter:
         videos' own time; a run of videos alone gives only the second.
         """
         line = (
-            f"{report.done} of {len(report.results)} inputs -> {report.output_dir} in "
+            f"{report.done} of {report.total} inputs -> {report.output_dir} in "
             f"{report.seconds:.1f} s ({summary_rates(report)}) with {report.model or '-'}"
         )
         if report.weights:
             line += f" ({describe_weights(report.weights)} weights)"
+        line += f"; {report.skipped} done before (--resume)" if report.skipped else ""
         line += f"; {report.failed} failed" if report.failed else ""
         line += f"; {report.truncated} truncated" if report.truncated else ""
         say(line)
@@ -283,15 +310,13 @@ class _Reporter:
 def summary_rates(report: PredictReport) -> str:
     """``0.60 images/s``, ``9.4 frames/s`` or both: the images predicted (not skipped)
     and the video frames written, each over the time spent on them."""
-    videos = [result for result in report.results if result.frames is not None]
-    images = sum(r.ok and not r.skipped and r.frames is None for r in report.results)
-    video_seconds = sum(result.seconds for result in videos)
+    images, videos, frames = report.images, report.videos, report.frames
+    video_seconds = report.video_seconds
     rates = []
     if images or not videos:
         image_seconds = report.seconds - video_seconds
         rates.append(f"{images / image_seconds if image_seconds > 0 else 0.0:.2f} images/s")
     if videos:
-        frames = sum(result.frames or 0 for result in videos)
         rates.append(f"{frames / video_seconds if video_seconds > 0 else 0.0:.1f} frames/s")
     return ", ".join(rates)
 

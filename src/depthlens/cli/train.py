@@ -10,14 +10,21 @@ from typing import Annotated
 import typer
 
 from depthlens.cli.common import (
+    ActorsOption,
     BackendOption,
     BatchSizeOption,
+    CpusPerActorOption,
     DeviceOption,
+    EngineOption,
+    InputListOption,
     MaxMegapixelsOption,
     PrecisionOption,
+    RayAddressOption,
     RecursiveOption,
+    ReportOption,
     WeightsOption,
     _progress_bar,
+    engine_from_options,
     err,
     say,
 )
@@ -32,6 +39,14 @@ def train(
     ],
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run from its last checkpoint.")
+    ] = False,
+    auto_resume: Annotated[
+        bool,
+        typer.Option(
+            "--auto-resume",
+            help="Continue from the last checkpoint if there is one, else start "
+            "(for torchrun --max-restarts).",
+        ),
     ] = False,
     steps: Annotated[int | None, typer.Option(min=1, help="Override the number of steps.")] = None,
     out_dir: Annotated[
@@ -49,6 +64,8 @@ def train(
     from depthlens.train.config import check_config, load_config
     from depthlens.train.loop import train as run_training
 
+    if resume and auto_resume:
+        raise UsageError("Pass --resume or --auto-resume, not both.")
     settings = load_config(config)
     overrides: dict[str, object] = {}
     if steps is not None:
@@ -58,17 +75,20 @@ def train(
     if overrides:
         settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
         check_config(settings, str(config))
-    result = run_training(settings, resume=resume, stop_at=stop_at)
+    result = run_training(settings, resume="auto" if auto_resume else resume, stop_at=stop_at)
     if os.environ.get("RANK", "0") == "0":
         say(f"Training output: {result}")
 
 
 def pseudo_label(
-    inputs: Annotated[
-        list[str], typer.Argument(metavar="INPUTS", help="Image files, folders or glob patterns.")
-    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the dataset.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Teacher: zoo name or path.")],
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="INPUTS", help="Image files, folders or glob patterns.", show_default=False
+        ),
+    ] = None,
     weights: WeightsOption = None,
     recursive: RecursiveOption = False,
     batch_size: BatchSizeOption = 4,
@@ -76,15 +96,31 @@ def pseudo_label(
     backend: BackendOption = "torch",
     precision: PrecisionOption = "fp32",
     max_megapixels: MaxMegapixelsOption = DEFAULT_MAX_PIXELS / 1e6,
+    shards: Annotated[
+        int | None,
+        typer.Option(min=1, help="Write tar shards of N samples (kind: shards) instead."),
+    ] = None,
+    input_list: InputListOption = None,
+    report: ReportOption = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    actors: ActorsOption = None,
+    cpus_per_actor: CpusPerActorOption = None,
 ) -> None:
-    """Label images with a teacher's relative inverse depth, as a training folder."""
+    """Label images with a teacher's relative inverse depth, as a training folder.
+
+    An interrupted run resumes: what the folder (or its shard index) lists is skipped.
+    """
     from depthlens.train.pseudo_label import pseudo_label as run_pseudo_label
 
+    if not inputs and input_list is None:
+        raise UsageError("Give the images to label: files, folders, globs or --input-list.")
+    chosen_engine = engine_from_options(engine, ray_address, actors, cpus_per_actor)
     progress = _progress_bar("label", with_rate=False)
     with progress:
         task = progress.add_task("label", total=None)
-        report = run_pseudo_label(
-            inputs,
+        report_ = run_pseudo_label(
+            inputs or [],
             output,
             model,
             weights=weights,
@@ -94,14 +130,19 @@ def pseudo_label(
             batch_size=batch_size,
             recursive=recursive,
             max_pixels=int(max_megapixels * 1e6),
+            shard_size=shards,
+            input_list=input_list,
+            engine=chosen_engine,
+            report_file=report,
             on_failure=lambda name, reason: err.print(f"failed {name}: {reason}", markup=False),
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     say(
-        f"{report.written} of {report.total} images labelled by {report.model} -> {output}"
-        + (f"; {len(report.failures)} failed" if report.failures else "")
+        f"{report_.written} of {report_.total} images labelled by {report_.model} -> {output}"
+        + (f"; {report_.skipped} already there" if report_.skipped else "")
+        + (f"; {len(report_.failures)} failed" if report_.failures else "")
     )
-    if report.failures:
+    if report_.failures:
         raise typer.Exit(1)
 
 

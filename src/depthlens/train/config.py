@@ -26,7 +26,7 @@ import yaml
 from depthlens.errors import UsageError
 from depthlens.models.midas_small import MidasSmallConfig
 
-SourceKind = Literal["synth", "folder", "pseudo"]
+SourceKind = Literal["synth", "folder", "pseudo", "shards"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,9 @@ class SourceConfig:
 
     ``pseudo``: a folder written by ``depthlens pseudo-label``; its targets are a
     teacher's relative inverse depth, so only scale-and-shift-invariant losses see them.
+
+    ``shards``: the same pseudo-labels as tar shards with their index ``shards.jsonl``
+    at ``path`` (``depthlens.train.shards``), for millions of photos.
 
     ``invalid_is_far``: whether pixels without depth are sky or beyond the far limit,
     as in the synthetic engine's samples; relative training then learns them as zero
@@ -301,7 +304,7 @@ def check_config(config: TrainConfig, source: str = "<config>") -> None:
         key = f"data[{index}]"
         if not src.weight > 0:
             fail(f"Key '{key}.weight' must be positive")
-        if src.kind in ("folder", "pseudo") and not src.path:
+        if src.kind in ("folder", "pseudo", "shards") and not src.path:
             fail(f"Key '{key}.path' is required for a {src.kind} source")
         if src.kind == "synth":
             first, last = src.seeds
@@ -313,7 +316,7 @@ def check_config(config: TrainConfig, source: str = "<config>") -> None:
                 fail(f"Key '{key}.prerender' must be between 0 and the number of seeds")
             if min(src.size) <= 0:
                 fail(f"Key '{key}.size' must be a positive (height, width)")
-        if src.kind == "pseudo" and config.metric.enabled:
+        if src.kind in ("pseudo", "shards") and config.metric.enabled:
             fail(f"Source '{key}' holds relative pseudo-labels, which metric training cannot use")
     aug = config.augment
     if not 0.0 < aug.crop_scale[0] <= aug.crop_scale[1] <= 1.0:

@@ -62,6 +62,7 @@ from depthlens.geometry.canonical import (
 )
 from depthlens.models.spec import IMAGENET_MEAN, IMAGENET_STD
 from depthlens.train.config import AugmentConfig, MetricConfig, SourceConfig, TrainConfig
+from depthlens.train.shards import ShardSource
 
 TargetKind = Literal["depth", "relative_inverse"]
 
@@ -367,7 +368,7 @@ def folder_target_kind(entries: Sequence[dict[str, Any]], path: Path) -> TargetK
     return "relative_inverse" if kinds == {"relative_inverse"} else "depth"
 
 
-Source = SynthSource | FolderSource
+Source = SynthSource | FolderSource | ShardSource
 
 
 # --------------------------------------------------------------------------------------
@@ -456,6 +457,8 @@ def build_sources(config: TrainConfig) -> list[Source]:
             sources.append(FolderSource(prerender_path(config, index), "depth"))
         elif entry.kind == "folder":
             sources.append(FolderSource(str(entry.path), "depth", config.metric.enabled))
+        elif entry.kind == "shards":
+            sources.append(ShardSource(str(entry.path)))
         else:
             sources.append(FolderSource(str(entry.path), "relative_inverse"))
     return sources

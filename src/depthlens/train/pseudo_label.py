@@ -20,14 +20,16 @@ targets, and the training loop uses only those for relative training.
 A metric teacher's depth ``z`` is stored as its inverse ``1 / z``. Photos that cannot be
 read, or on which the teacher fails, are reported and skipped; an existing folder is
 continued (names already in its manifest are skipped), so an interrupted run resumes.
-For millions of images, run shards of the input list on a batch engine (Ray Data), each
-into its own folder.
+For millions of images: ``input_list`` streams a file of paths, ``shard_size`` writes
+tar shards instead of a folder (``train.shards``), and ``engine`` runs the job on a Ray
+cluster (``engines.ray``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -42,7 +44,7 @@ from depthlens.io.rgbd import MANIFEST, append_lines
 from depthlens.models.estimator import DepthResult
 
 if TYPE_CHECKING:
-    from depthlens.pipeline import InputResult
+    from depthlens.pipeline import Engine, InputResult
 
 TARGET = "relative_inverse"
 
@@ -84,7 +86,8 @@ def sample_names(relatives: Sequence[PurePath]) -> list[str]:
     clash (``photo.jpg`` and ``photo.png``) keeps the suffix (``photo_png``), and any
     clash left gets ``-2``, ``-3``."""
     stems = [rel.with_suffix("").as_posix().replace("/", "--") for rel in relatives]
-    clashing = {stem for stem in stems if stems.count(stem) > 1}
+    counts = Counter(stems)  # not stems.count: a folder of 100k photos is one call
+    clashing = {stem for stem, count in counts.items() if count > 1}
     named = [
         f"{stem}_{rel.suffix.lstrip('.')}" if stem in clashing and rel.suffix else stem
         for stem, rel in zip(stems, relatives, strict=True)
@@ -109,25 +112,41 @@ def pseudo_label(
     precision: str = "fp32",
     recursive: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    shard_size: int | None = None,
+    input_list: str | os.PathLike[str] | None = None,
+    engine: Engine | None = None,
+    report_file: str | os.PathLike[str] | None = None,
     on_failure: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PseudoLabelReport:
-    """Label the images named by ``inputs`` (files, folders, globs) with ``model``,
-    through ``pipeline.predict_files`` into a ``PseudoLabelFolder``.
+    """Label the images named by ``inputs`` (files, folders, globs) and ``input_list``
+    (a file of paths, streamed) with ``model``, through ``pipeline.predict_files`` into a
+    ``PseudoLabelFolder``, or into tar shards of ``shard_size`` samples
+    (``train.shards.PseudoLabelShards``), on ``engine`` (None: this process).
 
     Returns a report; ``on_failure(input, reason)`` is called for each input that could
-    not be labelled and ``on_progress(done, total)`` after each image.
+    not be labelled and ``on_progress(done, total)`` after each image; ``report_file``
+    gets a JSON line per input.
     """
     from depthlens.pipeline import predict_files
+    from depthlens.train.shards import PseudoLabelShards
+
+    failures: list[tuple[str, str]] = []
 
     def heard(result: InputResult) -> None:
-        if result.error is not None and on_failure is not None:
-            on_failure(result.input, result.error)
+        if result.error is not None:
+            failures.append((result.input, result.error))
+            if on_failure is not None:
+                on_failure(result.input, result.error)
 
-    folder = PseudoLabelFolder(Path(output))
+    folder: PseudoLabelFolder | PseudoLabelShards = (
+        PseudoLabelFolder(Path(output))
+        if shard_size is None
+        else PseudoLabelShards(Path(output), shard_size=shard_size)
+    )
     report = predict_files(
         list(inputs),
-        folder.path,
+        Path(output),
         model=model,
         weights=weights,
         device=device,
@@ -137,88 +156,121 @@ def pseudo_label(
         recursive=recursive,
         max_pixels=max_pixels,
         sink=folder,
+        input_list=input_list,
+        engine=engine,
+        report_file=report_file,
+        keep_results=False,
         on_result=heard,
         on_progress=on_progress,
     )
     return PseudoLabelReport(
         model=report.model,
-        folder=folder.path,
-        total=len(report.results),
+        folder=Path(output),
+        total=report.total,
         written=report.done - report.skipped,
         skipped=report.skipped,
-        failures=report.failures,
+        failures=failures,
     )
 
 
 @dataclass
 class PseudoLabelFolder:
-    """The ``pipeline.Sink`` of pseudo-labelling: an RGB-D folder (see the module), one
-    manifest line per image appended after each batch, names already in the manifest
-    skipped (an interrupted run resumes)."""
+    """The ``pipeline.Sink`` of pseudo-labelling: an RGB-D folder (see the module). Each
+    image's files are written by whoever predicts it; its manifest line is appended by
+    the run's driver once its batch is back (``commit``), so a line always follows its
+    files and a batch retried elsewhere is never listed twice. Names already in the
+    manifest are skipped (an interrupted run resumes)."""
 
     path: Path
     takes_videos: bool = False  # a video named here is refused as an image
-    _lines: list[str] = field(default_factory=list)
+    unit: int | None = None
+    _taken: set[str] = field(default_factory=set)  # names given so far in this run
+    _existing: set[str] | None = None  # names in the manifest when the run began
 
     def plan(
         self, found: list[tuple[Path, PurePath]], root: Path
     ) -> tuple[list[tuple[Path, Any]], list[Path]]:
-        """Each image with its sample name; those already in the manifest are skipped."""
-        names = sample_names([relative for _, relative in found])
-        existing = _existing_names(self.path)
-        todo = [(path, name) for (path, _), name in zip(found, names, strict=True)]
-        return [item for item in todo if item[1] not in existing], [
-            path for path, name in todo if name in existing
-        ]
+        """Each image with its sample name; those already in the manifest are skipped.
+        A name an earlier chunk of this run took gets ``-2``, ``-3``."""
+        if self._existing is None:
+            self._existing = _existing_names(self.path)
+        todo, skipped = [], []
+        for (path, _), name in zip(found, sample_names([r for _, r in found]), strict=True):
+            unique, number = name, 1
+            while unique in self._taken:
+                number += 1
+                unique = f"{name}-{number}"
+            self._taken.add(unique)
+            if unique in self._existing:
+                skipped.append(path)
+            else:
+                todo.append((path, unique))
+        return todo, skipped
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A worker's copy (a batch engine pickles the sink): without the driver's names."""
+        return {**self.__dict__, "_taken": set(), "_existing": None}
 
     def write(self, path: Path, key: Any, image: Image, result: DepthResult) -> InputResult:
-        """The image and its target; the manifest line waits for ``flush``."""
+        """The image and its target; its manifest line rides on the result."""
         from depthlens.pipeline import InputResult
 
         try:
             line = _write_label(self.path, str(key), path, image, result)
         except Exception as exc:  # this image's failure only
             return InputResult.failed(str(path), exc)
-        self._lines.append(line)
         return InputResult(
             str(path),
             written=(self.path / "rgb" / f"{key}.png", self.path / "depth" / f"{key}.npy"),
+            record=line,
         )
 
-    def flush(self) -> None:
+    def flush(self, results: list[InputResult]) -> list[InputResult]:
+        """Nothing more to write: each image's files are whole."""
+        return results
+
+    def commit(self, results: list[InputResult]) -> None:
         """Append the batch's manifest lines (one atomic append)."""
-        append_lines(self.path / MANIFEST, self._lines)
-        self._lines = []
+        append_lines(self.path / MANIFEST, [r.record for r in results if r.record])
 
 
 def _write_label(folder: Path, name: str, path: Path, image: Image, result: DepthResult) -> str:
     """Write one image and its target (atomically, each); returns its manifest line."""
-    disparity = result.depth.astype(np.float64)
-    if result.kind == "metric":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            disparity = np.where(disparity > 0, 1.0 / disparity, np.nan)
-    stored, lo, hi = encode_disparity(disparity)
+    stored, lo, hi = encode_disparity(teacher_disparity(result))
     entry: dict[str, Any] = {
         "name": name,
         "rgb": f"rgb/{name}.png",
         "depth": f"depth/{name}.npy",
         "depth_scale": 1.0,
-        "width": image.width,
-        "height": image.height,
-    }
+    } | label_metadata(name, str(path), image, result.model, lo, hi)
     write_png(folder / entry["rgb"], image.rgb)
     write_npy(folder / entry["depth"], stored)
+    return json.dumps(entry)
+
+
+def teacher_disparity(result: DepthResult) -> np.ndarray:
+    """(H, W) float64 relative inverse depth of a teacher's result: a metric teacher's
+    depth ``z`` (meters) as ``1 / z``, NaN where ``z`` ≤ 0 or not finite; a relative
+    teacher's map as it is."""
+    disparity = result.depth.astype(np.float64)
+    if result.kind == "metric":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disparity = np.where(disparity > 0, 1.0 / disparity, np.nan)
+    return disparity
+
+
+def label_metadata(
+    name: str, source: str, image: Image, teacher: str, lo: float, hi: float
+) -> dict[str, Any]:
+    """The metadata of one pseudo-label, in the order of an RGB-D manifest line after its
+    file keys: size in pixels, the photo's camera (pixels) when it has one, the target
+    kind, the teacher, the ``[lo, hi]`` its target was mapped from, and the input."""
+    entry: dict[str, Any] = {"name": name, "width": image.width, "height": image.height}
     if image.camera is not None:
         camera = image.camera
         entry.update(fx=camera.fx, fy=camera.fy, cx=camera.cx, cy=camera.cy)
-    entry.update(
-        target=TARGET,
-        teacher=result.model,
-        disparity_min=lo,
-        disparity_max=hi,
-        source=str(path),
-    )
-    return json.dumps(entry)
+    entry.update(target=TARGET, teacher=teacher, disparity_min=lo, disparity_max=hi, source=source)
+    return entry
 
 
 def _existing_names(folder: Path) -> set[str]:
