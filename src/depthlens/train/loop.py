@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -72,16 +72,26 @@ CHECKPOINT_FORMAT = "depthlens-train"
 MIN_METRIC_DEPTH = 1e-3
 
 
-def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None) -> Path:
+def train(
+    config: TrainConfig, resume: bool | Literal["auto"] = False, stop_at: int | None = None
+) -> Path:
     """Train ``config``; returns the export folder, or the checkpoint when stopped early.
 
     ``resume`` continues from ``output_dir/checkpoint.pt`` (same step, optimiser, EMA
-    and data position). ``stop_at`` ends the session after that step with a
-    checkpoint but no export, for training in time-boxed pieces.
+    and data position); ``"auto"`` continues when that checkpoint exists and starts
+    otherwise, because an elastic torchrun restarts every process with the arguments
+    it first had. ``stop_at`` ends the session after that step with a checkpoint but
+    no export, for training in time-boxed pieces.
     """
     # -- Processes: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK for each of them.
     world = int(os.environ.get("WORLD_SIZE", "1"))
     distributed = world > 1
+    # Before any rendezvous, so that a restart on fewer machines fails at once.
+    if config.batch_size % world:
+        raise UsageError(
+            f"batch_size {config.batch_size} (global, split over the processes) does not "
+            f"divide by the {world} processes of this run; launch a number that divides it."
+        )
     if distributed:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
@@ -95,6 +105,17 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     master = rank == 0
     console = Console(stderr=True, highlight=False, quiet=not master)
+    if (
+        int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0
+        and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    ):
+        # Said now, not after the first failure: torchrun (seen with torch 2.13) keeps
+        # its rendezvous store across restarts, and a restarted group reads the previous
+        # group's addresses from it and fails to connect (pytorch/pytorch#135712).
+        console.print(
+            "Note: torchrun restarts reconnect only with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 "
+            "in the launcher's environment; see docs/distributed-training.md."
+        )
     try:
         return _train(config, resume, stop_at, rank, world, device, console)
     finally:
@@ -104,7 +125,7 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None)
 
 def _train(
     config: TrainConfig,
-    resume: bool,
+    resume: bool | Literal["auto"],
     stop_at: int | None,
     rank: int,
     world: int,
@@ -115,11 +136,21 @@ def _train(
     distributed = world > 1
     out = Path(config.output_dir)
     checkpoint_path = out / CHECKPOINT
-    if config.batch_size % world:
-        raise UsageError(
-            f"batch_size {config.batch_size} does not split evenly over {world} processes."
-        )
-    if resume and not checkpoint_path.is_file():
+    # Every process must see the same run folder (shared storage across machines), so
+    # they all make the same choice between starting and resuming; a folder that only
+    # some of them see is refused rather than trained from two different states.
+    found = checkpoint_path.is_file()
+    if distributed:
+        seen = torch.tensor([int(found)], device=device)
+        dist.all_reduce(seen)
+        if 0 < int(seen) < world:
+            raise UsageError(
+                f"Only {int(seen)} of {world} processes see {checkpoint_path}; output_dir "
+                "must be one folder that every machine shares."
+            )
+    if resume == "auto":
+        resume = found
+    if resume and not found:
         raise UsageError(f"There is no checkpoint at {checkpoint_path} to resume from.")
     if not resume and checkpoint_path.exists():
         raise UsageError(
@@ -175,7 +206,19 @@ def _train(
         step = int(checkpoint["step"])
         if master:
             _set_rng_state(checkpoint["rng"])
+            console.print(f"Resuming from step {step} of {config.steps} ({checkpoint_path}).")
         del checkpoint
+        if distributed:
+            # A shared folder whose caches lag (NFS attribute caching) can hand two
+            # machines two generations of the file: catch it before the states diverge.
+            steps = torch.tensor([step, -step], device=device)
+            dist.all_reduce(steps, op=dist.ReduceOp.MAX)
+            if int(steps[0]) != -int(steps[1]):
+                raise UsageError(
+                    f"The processes read checkpoints of steps {-int(steps[1])} to "
+                    f"{int(steps[0])} from {checkpoint_path}; output_dir must be one folder "
+                    "that every machine sees alike."
+                )
     model: nn.Module = raw_model
     if distributed:
         model = DistributedDataParallel(
@@ -183,13 +226,19 @@ def _train(
         )
 
     # -- Run folder and log. A resumed log is cut back to the checkpoint's step, so the
-    # curve has no duplicate steps where the interrupted session ran past it.
+    # curve has no duplicate steps where the interrupted session ran past it, and loses
+    # a line a killed process left half written. So does the temporary file of a
+    # checkpoint write that a kill interrupted (atomic_write's ".NAME.*.tmp").
     log_path = out / LOG
     if master:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_config(config))
+        for stale in out.glob(f".{CHECKPOINT}.*.tmp"):
+            stale.unlink(missing_ok=True)
         if resume and log_path.exists():
-            kept = [line for line in log_path.read_text().splitlines() if _log_step(line) <= step]
+            kept = [
+                line for line in log_path.read_text().splitlines() if 0 <= _log_step(line) <= step
+            ]
             log_path.write_text("".join(line + "\n" for line in kept))
         elif not resume:
             log_path.write_text("")
