@@ -25,6 +25,18 @@ from depthlens.models import weights as _weights  # noqa: E402 (after the enviro
 _weights._FALLBACK_SAID.add("said by conftest")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: tiny images gain nothing from more on a shared
+    machine, and one thread is the arithmetic of a 1-CPU Ray actor."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def expected_dir() -> Path:
     return EXPECTED

@@ -21,59 +21,11 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
+from tests.cli import FORKING_CLI
 from tests.hostile import photo
 
 CLI = [sys.executable, "-m", "depthlens"]
 BUNDLED = ["-m", "depthlens-small"]
-
-# `depthlens ARGS` for each case of the JSON in argv[1], each in a forked process;
-# prints {case: {"code", "stdout", "stderr"}} as JSON.
-FORKING_CLI = [
-    sys.executable,
-    "-c",
-    """
-import json, os, sys, tempfile
-from depthlens.cli import main
-
-with open(os.devnull, "w") as devnull:  # warm up once, before the forks: lazy imports
-    sys.stdout, sys.stderr = devnull, devnull
-    try:
-        main(["predict", "-o", "warm-up"])
-    except SystemExit:
-        pass
-    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-
-results = {}
-for case, args in json.loads(sys.argv[1]).items():
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os.dup2(out.fileno(), 1)
-            os.dup2(err.fileno(), 2)
-            code = 0
-            try:
-                main(args)
-            except SystemExit as exit:
-                code = exit.code if isinstance(exit.code, int) else 1
-            except BaseException:
-                sys.excepthook(*sys.exc_info())
-                code = 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        out.seek(0)
-        err.seek(0)
-        results[case] = {
-            "code": os.waitstatus_to_exitcode(status),
-            "stdout": out.read().decode(),
-            "stderr": err.read().decode(),
-        }
-print(json.dumps(results))
-""",
-]
 
 PREDICT = ["predict", "photos/a.png", "-o", "refused"]
 LABEL = ["pseudo-label", "photos/a.png", "-o", "refused", *BUNDLED]
@@ -161,7 +113,8 @@ def runs(work):
         return {"first": first, "files": files, "index": index, "second": second}
 
     with ThreadPoolExecutor(3) as pool:
-        usage = pool.submit(run, [json.dumps(USAGE_ERRORS)], FORKING_CLI)
+        warm_up = json.dumps(["predict", "-o", "warm-up"])
+        usage = pool.submit(run, [json.dumps(USAGE_ERRORS), warm_up], FORKING_CLI)
         predicted = pool.submit(predict_chain)
         labelled = pool.submit(label_chain)
         yield {"usage": usage.result, "predict": predicted.result, "label": labelled.result}

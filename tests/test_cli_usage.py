@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from depthlens.cli import app
+from tests.cli import FORKING_CLI
 from tests.hostile import encode, photo
 
 CLI = [sys.executable, "-m", "depthlens"]
@@ -53,46 +54,6 @@ depthlens.cli.main(sys.argv[1:])
 """,
 ]
 
-# `depthlens ARGS` for each case of the JSON in argv[1], each in a forked process;
-# prints {case: {"code", "stdout", "stderr"}} as JSON.
-FORKING_CLI = [
-    sys.executable,
-    "-c",
-    """
-import json, os, sys, tempfile
-from depthlens.cli import main
-
-results = {}
-for case, args in json.loads(sys.argv[1]).items():
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os.dup2(out.fileno(), 1)
-            os.dup2(err.fileno(), 2)
-            code = 0
-            try:
-                main(args)
-            except SystemExit as exit:
-                code = exit.code if isinstance(exit.code, int) else 1
-            except BaseException:
-                sys.excepthook(*sys.exc_info())
-                code = 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        out.seek(0)
-        err.seek(0)
-        results[case] = {
-            "code": os.waitstatus_to_exitcode(status),
-            "stdout": out.read().decode(),
-            "stderr": err.read().decode(),
-        }
-print(json.dumps(results))
-""",
-]
 
 USAGE_ERRORS = {
     "bare": [],

@@ -8,7 +8,6 @@ from pathlib import Path, PurePath
 
 import numpy as np
 import pytest
-import torch
 
 import depthlens
 from depthlens.errors import UsageError
@@ -29,12 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ROOT / "tests" / "expected" / "inputs"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

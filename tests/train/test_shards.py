@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 import depthlens
 from depthlens.errors import UsageError
@@ -33,12 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 Predictions = dict[Path, tuple[Image, DepthResult]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
