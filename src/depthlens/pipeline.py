@@ -301,11 +301,16 @@ class Engine(Protocol):
     ``run`` returns each unit's final results, in unit order, with the model's name and
     weights that produced them (empty when no unit ran); ``on_image()`` is called after
     each image where the engine can (else after each unit, once per image). An engine
-    that cannot take videos says so: ``takes_videos``.
+    that cannot take videos says so: ``takes_videos``. A unit is ``batches_per_unit``
+    batches, unless the sink fixes its size (a shard): larger units cost a remote engine
+    fewer round trips, and never change the batches.
     """
 
     @property
     def takes_videos(self) -> bool: ...
+
+    @property
+    def batches_per_unit(self) -> int: ...
 
     def run(
         self,
@@ -323,6 +328,7 @@ class LocalEngine:
     it used."""
 
     takes_videos: bool = True
+    batches_per_unit: int = 1
     estimator: Estimator | None = None
 
     def run(
@@ -492,7 +498,7 @@ def predict_files(
         _report_progress(on_progress, done, total)
 
     work = UnitWork(sink, max(1, batch_size), max_pixels, camera)
-    units = _units(more_items(), sink.unit or max(1, batch_size))
+    units = _units(more_items(), sink.unit or work.batch_size * engine.batches_per_unit)
     try:
         if first_items or lines is not None:  # the clock of the rate starts before the first
             _report_progress(on_progress, done, total)

@@ -97,7 +97,7 @@ def same_tree(left: Path, right: Path) -> list[str]:
 
 def test_outputs_are_byte_identical_to_the_local_engine(cluster, photos, reference, tmp_path):
     out, log = tmp_path / "ray", tmp_path / "report.jsonl"
-    engine = RayEngine(actors=2, cpus_per_actor=1)
+    engine = RayEngine(actors=2, cpus_per_actor=1, batches_per_unit=1)  # 6 units, 2 actors
     report = predict_files(
         [photos], out, model=MODEL, formats=FORMATS, batch_size=2, engine=engine, report_file=log
     )
@@ -137,7 +137,7 @@ def test_a_killed_actor_has_its_unit_run_again_and_a_rerun_resumes(
 ):
     out, marker = tmp_path / "ray", tmp_path / "killed"
     sink = DiesOnce(list(FORMATS), victim="p04.png", marker=str(marker))
-    engine = RayEngine(actors=2, cpus_per_actor=1)
+    engine = RayEngine(actors=2, cpus_per_actor=1, batches_per_unit=1)
     report = predict_files([photos], out, model=MODEL, batch_size=2, engine=engine, sink=sink)
     assert marker.is_file()  # an actor did die, after writing half of p04's files
     assert (report.done, report.failed) == (10, 2)
@@ -161,7 +161,7 @@ def test_pseudo_labels_and_shards_match_the_local_engine(cluster, photos, tmp_pa
             first = pseudo_label([str(photos)], local, MODEL, batch_size=2, shard_size=shards)
         finally:
             torch.set_num_threads(threads)
-        engine = RayEngine(actors=2, cpus_per_actor=1)
+        engine = RayEngine(actors=2, cpus_per_actor=1)  # units of 8 batches (or a shard)
         second = pseudo_label(
             [str(photos)], remote, MODEL, batch_size=2, shard_size=shards, engine=engine
         )

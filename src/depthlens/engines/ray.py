@@ -61,13 +61,17 @@ class RayEngine:
     the one this machine belongs to; ``HOST:PORT``), or None for a local cluster on this
     machine, started for the job (and stopped after it) on 127.0.0.1. ``actors`` model
     copies (None: as many as the cluster's CPUs allow), each with ``cpus_per_actor``
-    CPUs (its torch threads) and ``gpus_per_actor`` GPUs."""
+    CPUs (its torch threads) and ``gpus_per_actor`` GPUs. Each actor's unit of work is
+    ``batches_per_unit`` batches (a shard when the sink says so)."""
 
     address: str | None = None
     actors: int | None = None
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
     takes_videos: bool = False
+    # A unit of 8 batches: the driver handles a result per unit (about 4 ms of its CPU),
+    # so units of one batch would cap a job near 240 images/s (BENCHMARKS.md).
+    batches_per_unit: int = 8
     actors_used: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
