@@ -211,6 +211,9 @@ def test_ctrl_c_says_how_far_it_got_and_leaves_only_whole_files(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A suite started in the background (`make test &`) inherits SIGINT ignored, and
+        # Python then never turns Ctrl-C into KeyboardInterrupt: give the child the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not list((tmp_path / "out").glob("*-depth.json")) and time.monotonic() < deadline:
