@@ -50,6 +50,7 @@ from depthlens.models.weights import weights_sha256
 from depthlens.viz.colormaps import COLORMAPS
 
 if TYPE_CHECKING:
+    from depthlens.models.spec import ModelSpec
     from depthlens.video.stream import VideoDepthOutputs
 
 __all__ = [
@@ -258,6 +259,8 @@ class UnitWork:
     batch_size: int = 4
     max_pixels: int = DEFAULT_MAX_PIXELS
     camera: CameraFactory | None = None
+    # (file, scale): the prompt depth of the one image of the run (--prompt-depth)
+    prompt: tuple[str, float | None] | None = None
 
     def run(
         self, estimator: Estimator, unit: Unit, on_image: Callable[[], None] | None = None
@@ -272,6 +275,10 @@ class UnitWork:
                     image = _load(source, self.max_pixels)
                     if self.camera is not None:
                         image = replace(image, camera=self.camera(image.width, image.height))
+                    if self.prompt is not None:
+                        from depthlens.io.prompt_depth import with_prompt
+
+                        image = with_prompt(image, Path(self.prompt[0]), self.prompt[1])
                     loaded.append((index, source, key, image))
                 except Exception as exc:  # any one file's failure is its line; the run goes on
                     decided[index] = InputResult.failed(str(source), exc)
@@ -368,6 +375,8 @@ def predict_files(
     normals: bool = False,
     mesh_format: str = "ply",
     align_to: PathLike | None = None,
+    prompt_depth: PathLike | None = None,
+    prompt_scale: float | None = None,
     video: VideoOptions | None = None,
     input_list: PathLike | None = None,
     resume: bool = False,
@@ -393,7 +402,10 @@ def predict_files(
     back-project through the camera: ``camera(width, height)`` (from the user), else
     the image's EXIF one, else the default; points beyond ``max_depth`` are dropped.
     ``align_to`` (one image only) fits the depth to the metric points of a CSV/NPY file
-    (``geometry.metric_points``) and turns it into meters. Videos are streamed as
+    (``geometry.metric_points``) and turns it into meters. ``prompt_depth`` (one image
+    only) is the metric depth map a prompt-depth model takes beside it (a 16-bit PNG in
+    millimetres or an NPY/NPZ in meters, times ``prompt_scale`` when given:
+    ``io.prompt_depth``). Videos are streamed as
     ``VideoOptions`` says.
 
     ``input_list`` is a text file of image paths, one per line (blank lines and lines
@@ -465,6 +477,15 @@ def predict_files(
         lines is not None or len(found) + len(not_found) + len(videos) > 1
     ):
         raise UsageError("--align-to holds the points of one image, so give one input image.")
+    if prompt_depth is not None:
+        if lines is not None or videos or len(found) + len(not_found) > 1:
+            raise UsageError(
+                "--prompt-depth holds the depth of one image, so give one input image."
+            )
+        from depthlens.io.prompt_depth import read_prompt_depth
+
+        read_prompt_depth(Path(prompt_depth), prompt_scale)  # unreadable: fail before any output
+    _check_prompt_model(model, weights, prompt_depth is not None)
     chunks = _found_chunks(found, lines)
     first_items, first_skipped = sink.plan(next(chunks, []), root)
     log = _ReportFile(report_file)
@@ -497,7 +518,8 @@ def predict_files(
         done += 1
         _report_progress(on_progress, done, total)
 
-    work = UnitWork(sink, max(1, batch_size), max_pixels, camera)
+    prompt = None if prompt_depth is None else (str(prompt_depth), prompt_scale)
+    work = UnitWork(sink, max(1, batch_size), max_pixels, camera, prompt)
     units = _units(more_items(), sink.unit or work.batch_size * engine.batches_per_unit)
     try:
         if first_items or lines is not None:  # the clock of the rate starts before the first
@@ -711,6 +733,40 @@ def _estimator(
 
     path = Path(weights) if weights is not None else None
     return depthlens.load_model(model, path, device, backend=backend, precision=precision)
+
+
+def _check_prompt_model(
+    model: str | Path | Estimator | None, weights: PathLike | None, prompted: bool
+) -> None:
+    """``UsageError`` before the model loads when it needs a prompt depth and none was
+    given (``prompted``), or takes none and one was (a model that cannot be told from
+    its name or path yet is checked as it predicts)."""
+    spec: ModelSpec | None = None
+    if model is not None and not isinstance(model, str | os.PathLike):
+        spec = getattr(model, "spec", None)
+    elif model is not None:
+        from depthlens.models.registry import MODELS
+
+        spec = MODELS.get(str(model))
+        if spec is None and Path(model).exists():
+            import depthlens
+
+            try:
+                spec = depthlens._resolve(model, Path(weights) if weights is not None else None)[0]
+            except DepthlensError:
+                return  # loading the model says what is wrong with it
+    if spec is None:
+        return
+    if spec.takes_prompt_depth and not prompted:
+        raise UsageError(
+            f"{spec.name} needs the photo's metric depth beside it: pass --prompt-depth "
+            "(a 16-bit PNG in millimetres or an NPY/NPZ in meters) with one input image."
+        )
+    if prompted and not spec.takes_prompt_depth:
+        raise UsageError(
+            f"{spec.name} takes no prompt depth; --prompt-depth is for the "
+            "prompt-depth-anything-* models."
+        )
 
 
 def _is_remote(text: object) -> bool:

@@ -92,6 +92,21 @@ AlignToOption = Annotated[
         "--align-to", help="CSV/NPY of u, v, depth_m points: fit the output to them, in meters."
     ),
 ]
+PromptDepthOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--prompt-depth",
+        help="Prompt-depth models: low-res metric depth of the photo (16-bit PNG in mm, "
+        "or NPY/NPZ in meters), e.g. an iPhone LiDAR frame.",
+    ),
+]
+PromptScaleOption = Annotated[
+    float | None,
+    typer.Option(
+        "--prompt-scale",
+        help="Multiplies --prompt-depth values into meters (default: 0.001 for PNG, 1 for NPY).",
+    ),
+]
 StabilizeOption = Annotated[
     bool, typer.Option(help="Video: remove the model's frame-to-frame depth jitter.")
 ]
@@ -118,6 +133,8 @@ _PASSED_ON = (
     "normals",
     "mesh_format",
     "align_to",
+    "prompt_depth",
+    "prompt_scale",
     "input_list",
     "resume",
 )
@@ -146,6 +163,8 @@ def predict(
     normals: NormalsOption = False,
     mesh_format: MeshFormatOption = "ply",
     align_to: AlignToOption = None,
+    prompt_depth: PromptDepthOption = None,
+    prompt_scale: PromptScaleOption = None,
     stabilize: StabilizeOption = True,
     smoothing: SmoothingOption = 0.0,
     lossless: LosslessOption = "png16",

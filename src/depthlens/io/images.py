@@ -109,11 +109,16 @@ class Image:
 
     ``source`` names where the pixels came from (a path, or a label such as
     ``"<bytes>"``) for messages and output names.
+
+    ``prompt_depth`` is an optional (h, w) float32 metric depth map in meters for models
+    that take one (Prompt Depth Anything), already checked against the image
+    (``io/prompt_depth.py``); attach it with ``depthlens.io.prompt_depth.with_prompt``.
     """
 
     rgb: np.ndarray
     camera: Camera | None
     source: str
+    prompt_depth: np.ndarray | None = None
 
     @property
     def height(self) -> int:

@@ -20,6 +20,7 @@ from torch import nn
 from depthlens.errors import UsageError
 from depthlens.geometry.camera import Camera
 from depthlens.io.images import Image, ImageSource, load_image
+from depthlens.io.prompt_depth import PromptSource, with_prompt
 
 # The generic resize rules lived here first; importers keep finding them here.
 from depthlens.models.backends import Runner, make_runner
@@ -176,19 +177,42 @@ class Estimator:
         self,
         inputs: ImageSource | Image,
         batch_size: int = ...,
+        *,
+        prompt_depth: PromptSource | None = ...,
+        prompt_scale: float | None = ...,
     ) -> DepthResult: ...
 
-    def predict(self, inputs: object, batch_size: int = 4) -> DepthResult | list[DepthResult]:
+    def predict(
+        self,
+        inputs: object,
+        batch_size: int = 4,
+        *,
+        prompt_depth: PromptSource | None = None,
+        prompt_scale: float | None = None,
+    ) -> DepthResult | list[DepthResult]:
         """Depth for one image or a list of images.
 
         An image is a path, encoded bytes, a PIL image, an (H, W, 3) uint8 array or an
         ``Image``. A list gives a list of results in the same order, run in batches of
         up to ``batch_size`` images that share a network input size.
+
+        ``prompt_depth`` (one image only) is the metric depth map a prompt-depth model
+        takes beside the photo: an array in meters, or a 16-bit PNG (millimetres) or
+        NPY/NPZ (meters) file; ``prompt_scale`` turns its numbers into meters instead
+        (``depthlens.io.prompt_depth``). For lists, attach one to each ``Image`` with
+        ``depthlens.io.prompt_depth.with_prompt``.
         """
         if isinstance(inputs, list | tuple):
+            if prompt_depth is not None:
+                raise UsageError(
+                    "prompt_depth= goes with one image; attach one to each Image of a list "
+                    "with depthlens.io.prompt_depth.with_prompt."
+                )
             images = [item if isinstance(item, Image) else load_image(item) for item in inputs]
             return self.predict_images(images, batch_size)
         image = inputs if isinstance(inputs, Image) else load_image(inputs)  # type: ignore[arg-type]
+        if prompt_depth is not None:
+            image = with_prompt(image, prompt_depth, prompt_scale)
         return self.predict_images([image], batch_size)[0]
 
     @torch.inference_mode()
@@ -201,12 +225,21 @@ class Estimator:
         pass split evenly over its batch).
         """
         step = max(1, batch_size)
-        groups: dict[tuple[int, ...], list[tuple[int, Prepared[Any], float]]] = {}
+        if not self.spec.takes_prompt_depth:
+            for image in images:
+                if image.prompt_depth is not None:
+                    raise UsageError(
+                        f"{self.spec.name} takes no prompt depth (for {image.source}); "
+                        "--prompt-depth is for the prompt-depth-anything-* models."
+                    )
+        groups: dict[tuple[Any, ...], list[tuple[int, Prepared[Any], float]]] = {}
         for index, image in enumerate(images):
             start = time.perf_counter()
             prepared = self.hooks.prepare(image, self.spec)
             elapsed = time.perf_counter() - start
-            groups.setdefault(prepared.tensor.shape, []).append((index, prepared, elapsed))
+            extra_shape = None if prepared.extra is None else prepared.extra.shape
+            key = (prepared.tensor.shape, extra_shape)
+            groups.setdefault(key, []).append((index, prepared, elapsed))
         results: list[DepthResult | None] = [None] * len(images)
         for group in groups.values():
             for offset in range(0, len(group), step):
@@ -214,7 +247,14 @@ class Estimator:
                 batch = torch.from_numpy(np.stack([p.tensor for _, p, _ in chunk]))
                 batch = batch.to(self.device)
                 start = time.perf_counter()
-                output = self.runner(batch)
+                if chunk[0][1].extra is None:
+                    output = self.runner(batch)
+                else:  # a second input (torch only: TORCH_ONLY keeps other backends away)
+                    extra = torch.from_numpy(
+                        np.stack([p.extra for _, p, _ in chunk if p.extra is not None])
+                    )
+                    runner: Any = self.runner
+                    output = runner(batch, extra.to(self.device))
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 forward = (time.perf_counter() - start) / len(chunk)

@@ -39,11 +39,15 @@ class Prepared(Generic[State]):
 
     ``tensor`` is the (3, h, w) float32 network input; images whose tensors share a
     shape are batched together. ``state`` is whatever ``finish`` needs to undo the
-    preparation (a letterbox, say); ``None`` for the generic hooks.
+    preparation (a letterbox, say); ``None`` for the generic hooks. ``extra`` is a second
+    network input for families that take one (Prompt Depth Anything's (1, hp, wp) prompt
+    depth in meters): images are batched only with those whose ``extra`` has the same
+    shape, and the network is called as ``network(batch, extra_batch)``.
     """
 
     tensor: np.ndarray
     state: State
+    extra: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

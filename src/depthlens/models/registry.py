@@ -364,6 +364,88 @@ def _depth_pro_rows() -> list[ModelSpec]:
     ]
 
 
+def _prompt_depth_anything_rows() -> list[ModelSpec]:
+    # DepthAnything/PromptDA (b05523c): README.md ("Pre-trained Models": Hub repos
+    # depth-anything/prompt-depth-anything-vit{s,l}, file model.ckpt, 25.1 M / 340 M;
+    # Apache-2.0 on the Hub cards), promptda/utils/io_wrapper.py::load_image (longest side
+    # down to 1008, multiples of 14, INTER_AREA) and promptda.py (ImageNet mean/std): done
+    # by models/prompt_depth_anything.py's HOOKS; the InputPolicy records the size rule.
+    # Parameters: tests/models/test_prompt_depth_anything.py counts the real configs.
+    rows = []
+    for size, params in (("vits", 25.1), ("vitl", 340.0)):
+        rows.append(
+            ModelSpec(
+                name=f"prompt-depth-anything-{size}",
+                family="prompt_depth_anything",
+                variant=size,
+                description=f"Prompt Depth Anything {size[3:].upper()}: DINOv2 ViT + DPT head "
+                "prompted by low-res metric depth (e.g. iPhone LiDAR; needs --prompt-depth)",
+                input=InputPolicy(
+                    size=(1008, 1008),
+                    method="upper_bound",
+                    keep_aspect=True,
+                    multiple_of=14,
+                    interpolation="linear",  # INTER_AREA in the hooks
+                    mean=IMAGENET_MEAN,
+                    std=IMAGENET_STD,
+                ),
+                output=OutputPolicy(mode="bilinear", align_corners=False),
+                kind="metric",
+                weights=WeightSource(
+                    # the Hub file is model.ckpt; promptda.py's default ckpt_path names it
+                    official_file=f"promptda_{size}.ckpt",
+                    url=f"{_HF}/depth-anything/prompt-depth-anything-{size}/resolve/main/model.ckpt",
+                    hub_id=f"depth-anything/prompt-depth-anything-{size}-hf",
+                ),
+                licence="Apache-2.0",
+                params_millions=params,
+                takes_prompt_depth=True,
+            )
+        )
+    return rows
+
+
+def _zoedepth_rows() -> list[ModelSpec]:
+    # isl-org/ZoeDepth (d87f17b, MIT): release v1.0 assets ZoeD_M12_{N,K,NK}.pt, Hub
+    # Intel/zoedepth-*; reflect padding, a "minimal" resize to multiples of 32 around
+    # img_size (384 x 512; 384 x 768 for K), bilinear align_corners=True, mean = std = 0.5,
+    # bicubic back and unpadded: done by models/zoedepth.py's HOOKS, the InputPolicy
+    # records the rule. Parameters: the official layout (tests/models/test_zoedepth.py).
+    rows = []
+    for variant, tag, what, size, params in (
+        ("nyu", "N", "fine-tuned on NYU Depth v2, indoor, max 10 m", (384, 512), 344.8),
+        ("kitti", "K", "fine-tuned on KITTI, outdoor, max 80 m", (384, 768), 344.8),
+        ("nyu-kitti", "NK", "NYU and KITTI bins heads, routed per image", (384, 512), 346.1),
+    ):
+        rows.append(
+            ModelSpec(
+                name=f"zoedepth-{variant}",
+                family="zoedepth",
+                variant=variant,
+                description=f"ZoeDepth M12-{tag}: BEiT-L/16 + DPT + metric bins ({what})",
+                input=InputPolicy(
+                    size=size,
+                    method="minimal",
+                    keep_aspect=True,
+                    multiple_of=32,
+                    interpolation="linear",
+                    mean=(0.5, 0.5, 0.5),
+                    std=(0.5, 0.5, 0.5),
+                ),
+                output=OutputPolicy(mode="bicubic", align_corners=False),
+                kind="metric",
+                weights=WeightSource(
+                    official_file=f"ZoeD_M12_{tag}.pt",
+                    url=f"https://github.com/isl-org/ZoeDepth/releases/download/v1.0/ZoeD_M12_{tag}.pt",
+                    hub_id=f"Intel/zoedepth-{variant}",
+                ),
+                licence="MIT",
+                params_millions=params,
+            )
+        )
+    return rows
+
+
 def _depth_anything_3_rows() -> list[ModelSpec]:
     # ByteDance-Seed/Depth-Anything-3: README.md ("Model Cards": Hub repos and licences;
     # the "-1.1" Large/Giant are the retrained checkpoints it says to prefer) and
@@ -424,7 +506,9 @@ MODELS: dict[str, ModelSpec] = {
     + _metric3d_rows()
     + _depth_anything_3_rows()
     + _depth_pro_rows()
+    + _prompt_depth_anything_rows()
     + _moge_rows()
+    + _zoedepth_rows()
 }
 
 

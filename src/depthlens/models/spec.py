@@ -16,7 +16,15 @@ from typing import Literal
 ResizeMethod = Literal["lower_bound", "upper_bound", "minimal"]
 DepthKind = Literal["relative_inverse", "metric"]
 Family = Literal[
-    "midas_small", "dpt", "depth_anything", "metric3d", "depth_anything_3", "moge", "depth_pro"
+    "midas_small",
+    "dpt",
+    "depth_anything",
+    "metric3d",
+    "depth_anything_3",
+    "moge",
+    "depth_pro",
+    "prompt_depth_anything",
+    "zoedepth",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -89,3 +97,6 @@ class ModelSpec:
     # MoGe-2's point map) set it: an image without a user or EXIF camera gets theirs,
     # with Camera.source "estimated".
     estimates_camera: bool = False
+    # Families that take a low-resolution metric depth map beside the image (Prompt Depth
+    # Anything): every image needs one (Image.prompt_depth; --prompt-depth on the CLI).
+    takes_prompt_depth: bool = False

@@ -276,6 +276,8 @@ def unwrap_checkpoint(obj: Any) -> Any:
             return obj["model_state_dict"]
         if "model" in obj and ("optimizer" in obj or "model_config" in obj):
             return obj["model"]
+        if set(obj) == {"model"} and isinstance(obj["model"], Mapping):  # ZoeDepth's .pt
+            return obj["model"]
         if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
             return obj["state_dict"]
     return obj

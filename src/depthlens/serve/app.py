@@ -231,6 +231,24 @@ FovField = Annotated[
         f"{MAX_FOV_DEG:g} (metric models scale by it); default: the photo's EXIF, else 60.",
     ),
 ]
+PromptField = Annotated[
+    UploadFile | None,
+    File(
+        description="Prompt-depth models (prompt-depth-anything-*) only, and required by "
+        "them: a low-resolution metric depth map of the photo, e.g. an iPhone LiDAR frame, "
+        "with the photo's aspect ratio: a 16-bit single-channel PNG in millimetres, or an "
+        "NPY (or NPZ with a 'depth' array) in meters."
+    ),
+]
+PromptScaleField = Annotated[
+    float | None,
+    Form(
+        gt=0,
+        allow_inf_nan=False,
+        description="With prompt_depth: multiplies its values into meters; default 0.001 "
+        "for a PNG (millimetres), 1 for NPY/NPZ.",
+    ),
+]
 
 
 def _error_doc(description: str, **extra: Any) -> dict[str, Any]:
@@ -247,7 +265,10 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "limits are in GET /v1/models."
     ),
     415: _error_doc("The file is not an image depthlens can decode (not_an_image)."),
-    422: _error_doc("A form field has an invalid value (invalid_parameter)."),
+    422: _error_doc(
+        "A form field has an invalid value, or the prompt depth is missing, not wanted by "
+        "the model or unusable (invalid_parameter)."
+    ),
     503: _error_doc(
         "All workers and queue slots are busy (busy).",
         headers={"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
@@ -306,6 +327,8 @@ async def predict_depth(
         bool, Form(description="json only: add the heatmap as a base64 PNG.")
     ] = False,
     fov: FovField = None,
+    prompt_depth: PromptField = None,
+    prompt_scale: PromptScaleField = None,
 ) -> Response:
     """Estimate the depth of the uploaded photo, at its own size.
 
@@ -313,9 +336,12 @@ async def predict_depth(
     answered at their own size. `format=json` with `include_depth` or `include_color`
     carries the whole map in base64 (about 5.4 bytes a pixel): photos above
     `json_megapixels` (16 MP by default) get 413 there; ask for `format=npy` or `png16`.
+    A prompt-depth model (prompt-depth-anything-*) needs `prompt_depth` beside the photo.
     """
     settings = _settings(request)
-    upload = _posted_photo(request, image, model, fov, time.perf_counter())
+    upload = _posted_photo(
+        request, image, model, fov, time.perf_counter(), prompt_depth, prompt_scale
+    )
     if output_format == "json" and (include_depth or include_color):
         upload = _with_limit(
             upload,
@@ -334,10 +360,17 @@ def _with_limit(upload: Upload, max_pixels: int, note: str) -> Upload:
 
 
 def _posted_photo(
-    request: Request, image: UploadFile, model: str | None, fov: float | None, started: float
+    request: Request,
+    image: UploadFile,
+    model: str | None,
+    fov: float | None,
+    started: float,
+    prompt: UploadFile | None = None,
+    prompt_scale: float | None = None,
 ) -> Upload:
-    """The photo of a request with the served model it asks for (default: the first),
-    after checking the upload's declared size; 404 or 413 ApiError otherwise."""
+    """The photo of a request with the served model it asks for (default: the first)
+    and its prompt depth, after checking the uploads' declared sizes and that the model
+    takes a prompt depth exactly when one is given; 404, 413 or 422 ApiError otherwise."""
     settings, runtime = _settings(request), _runtime(request)
     name = model or settings.default_model
     estimator = runtime.estimators.get(name)
@@ -348,6 +381,9 @@ def _posted_photo(
             f"Model '{quoted(name)}' is not served here; use one of {', '.join(settings.served)}.",
         )
     if image.size is not None and image.size > settings.max_upload_bytes:
+        raise upload_too_large(settings)
+    _check_prompt(estimator, prompt, prompt_scale)
+    if prompt is not None and prompt.size is not None and prompt.size > settings.max_upload_bytes:
         raise upload_too_large(settings)
     filename = _safe_name(image.filename)
     return Upload(
@@ -360,7 +396,38 @@ def _posted_photo(
         max_pixels=settings.max_pixels,
         started=started,
         gone=threading.Event(),
+        prompt=prompt.file if prompt is not None else None,
+        prompt_label=(_safe_name(prompt.filename) or "upload") if prompt is not None else "",
+        prompt_scale=prompt_scale,
     )
+
+
+def _check_prompt(
+    estimator: Estimator, prompt: UploadFile | None, prompt_scale: float | None
+) -> None:
+    """422 ApiError unless a prompt depth comes exactly with a prompt-depth model (and
+    prompt_scale only with a prompt depth)."""
+    name = estimator.name
+    if prompt is None and prompt_scale is not None:
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            "The form field 'prompt_scale' goes with a prompt depth file in 'prompt_depth'.",
+        )
+    if prompt is not None and not estimator.spec.takes_prompt_depth:
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            f"Model '{quoted(name)}' takes no prompt depth; the form field 'prompt_depth' is "
+            "for the prompt-depth-anything-* models.",
+        )
+    if prompt is None and estimator.spec.takes_prompt_depth:
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            f"Model '{quoted(name)}' needs a prompt depth: send a 16-bit PNG (millimetres) or "
+            "an NPY/NPZ (meters) of the photo's depth in the form field 'prompt_depth'.",
+        )
 
 
 async def _run_on_pool(
@@ -489,6 +556,8 @@ async def apply_effect(
         ),
     ] = None,
     fov: FovField = None,
+    prompt_depth: PromptField = None,
+    prompt_scale: PromptScaleField = None,
 ) -> Response:
     """Run the effect on the uploaded photo and its depth (the served model's).
 
@@ -498,10 +567,13 @@ async def apply_effect(
     numbers, asked (focus_x, focus_y, aperture) or reported, stay in the photo's pixels.
     parallax renders at most `clip_max_side` (640) pixels wide or tall, at most
     `clip_max_frames` (120) frames, and at most `clip_megapixels` (10 MP) in all its
-    frames together: a clip of more than 30 frames is rendered smaller.
+    frames together: a clip of more than 30 frames is rendered smaller. A prompt-depth
+    model (prompt-depth-anything-*) needs `prompt_depth` beside the photo.
     """
     settings = _settings(request)
-    upload = _posted_photo(request, image, model, fov, time.perf_counter())
+    upload = _posted_photo(
+        request, image, model, fov, time.perf_counter(), prompt_depth, prompt_scale
+    )
     chosen = output_format or _EFFECT_FORMATS[name][0]
     if chosen not in _EFFECT_FORMATS[name]:
         raise ApiError(

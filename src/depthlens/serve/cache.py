@@ -2,9 +2,10 @@
 
 The page sends the same photo again for every effect tab, refocus click and slider
 move; the network's answer for it does not change. ``DepthCache`` keeps the decoded
-image and its DepthResult per (model and camera, SHA-256 of the uploaded bytes), least recently
-used first out, within a budget of pixels (an entry costs 7 bytes a pixel: RGB and
-float32 depth). It is shared by the pool's threads, so every access holds a lock.
+image and its DepthResult per (model, camera and prompt depth, SHA-256 of the uploaded
+bytes), least recently used first out, within a budget of pixels (an entry costs 7
+bytes a pixel: RGB and float32 depth). It is shared by the pool's threads, so every
+access holds a lock.
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ class DepthCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(model: str, data: bytes, camera: str = "") -> CacheKey:
+    def key(
+        model: str, data: bytes, camera: str = "", prompt: bytes | None = None, scale: str = ""
+    ) -> CacheKey:
         """The entry of ``data`` predicted by ``model`` for the camera the request asks
-        for (``camera``: how it was given; a metric model's meters depend on it)."""
-        return f"{model}|{camera}", hashlib.sha256(data).digest()
+        for (``camera``: how it was given; a metric model's meters depend on it) and the
+        prompt depth it came with (``prompt``: its bytes, ``scale``: its --prompt-scale as
+        given; a prompt-depth model's answer depends on both)."""
+        prompted = "" if prompt is None else f"|prompt={hashlib.sha256(prompt).hexdigest()}*{scale}"
+        return f"{model}|{camera}{prompted}", hashlib.sha256(data).digest()
 
     def get(self, key: CacheKey) -> tuple[Image, DepthResult] | None:
         with self._lock:

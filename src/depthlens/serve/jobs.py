@@ -11,14 +11,17 @@ client has left.
 from __future__ import annotations
 
 import base64
+import io
 import math
+import struct
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import IO, BinaryIO, Literal
 
 import numpy as np
 from fastapi.responses import Response
@@ -28,6 +31,7 @@ from depthlens.errors import ImageError, ImageTooLargeError, UsageError
 from depthlens.geometry.camera import Camera
 from depthlens.io.depth_files import encode_npy, encode_png, encode_png16
 from depthlens.io.images import Image, load_image
+from depthlens.io.prompt_depth import with_prompt
 from depthlens.io.video import VideoWriter
 from depthlens.models.estimator import DepthResult, Estimator
 from depthlens.models.weights import weights_sha256
@@ -52,7 +56,9 @@ class ClientGone(Exception):
 class Upload:
     """A posted photo as a pool thread needs it: the served model and depth cache to
     take its depth with, the camera asked for, what to call it, the most pixels it may
-    have (and why, for the 413), and the flag set when its client leaves."""
+    have (and why, for the 413), the flag set when its client leaves, and for a
+    prompt-depth model the prompt depth file (``prompt``, named ``prompt_label``) with
+    the scale asked for (None: the file type's default, ``io.prompt_depth``)."""
 
     estimator: Estimator
     cache: DepthCache
@@ -64,6 +70,9 @@ class Upload:
     started: float  # perf_counter when the request's form had been received
     gone: threading.Event
     limit_note: str = ""  # ends the too-many-pixels sentence: what the limit is for
+    prompt: BinaryIO | None = None
+    prompt_label: str = ""
+    prompt_scale: float | None = None
 
     def check_client(self) -> None:
         """Raise ClientGone once the client has left."""
@@ -207,11 +216,18 @@ def photo_and_depth(
     upload: Upload,
 ) -> tuple[Image, DepthResult, float, float, dict[str, str]]:
     """The uploaded photo and its depth (from the cache when this model has seen these
-    bytes with this camera), when decoding and prediction ended, and the response
-    headers they give."""
+    bytes with this camera and prompt depth), when decoding and prediction ended, and
+    the response headers they give."""
     upload.check_client()
     data, fov, cache = upload.file.read(), upload.fov, upload.cache
-    key = DepthCache.key(upload.estimator.name, data, f"fov={fov}" if fov is not None else "")
+    prompt = upload.prompt.read() if upload.prompt is not None else None
+    key = DepthCache.key(
+        upload.estimator.name,
+        data,
+        f"fov={fov}" if fov is not None else "",
+        prompt,
+        repr(upload.prompt_scale),
+    )
     cached = cache.get(key)
     if cached is not None:
         image, result = cached
@@ -222,6 +238,8 @@ def photo_and_depth(
         image = _decode_upload(data, upload)
         if fov is not None:
             image = replace(image, camera=_camera_of_fov(image, fov))
+        if prompt is not None:
+            image = _with_prompt(image, prompt, upload)
         decoded = time.perf_counter()
         upload.check_client()
         result = upload.estimator.predict(image)
@@ -247,6 +265,50 @@ def _camera_of_fov(image: Image, fov: float) -> Camera:
             f"Invalid form field 'fov': {fov:g} degrees across this {image.width}×"
             f"{image.height} photo is no camera ({plain_text(str(err))}).",
         ) from err
+
+
+def _with_prompt(image: Image, prompt: bytes, upload: Upload) -> Image:
+    """``image`` with the uploaded prompt depth attached, or the 413 (more pixels than
+    a photo may have, read from its header) or 422 ApiError that says why not."""
+    pixels = prompt_pixels(prompt)
+    if pixels is not None and pixels > upload.max_pixels:
+        raise ApiError(
+            413,
+            "too_many_pixels",
+            f"Prompt depth {upload.prompt_label} has {pixels:,} pixels, more than the "
+            f"{upload.max_pixels:,} this server accepts.",
+        )
+    try:
+        return with_prompt(image, prompt, upload.prompt_scale, upload.prompt_label)
+    except ImageError as err:
+        raise ApiError(422, "invalid_parameter", plain_text(str(err))) from err
+
+
+def prompt_pixels(data: bytes) -> int | None:
+    """The pixels of a prompt depth file as its header states them (PNG, NPY, or the
+    ``depth`` array of an NPZ), before anything is decoded or decompressed: a small
+    upload may unpack into gigabytes. None when no header can be read (the decoder then
+    refuses the file)."""
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", data[16:24])
+            return int(width) * int(height)
+        if data.startswith(b"\x93NUMPY"):
+            return _npy_pixels(io.BytesIO(data))
+        if data.startswith(b"PK\x03\x04"):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open("depth.npy") as f:
+                return _npy_pixels(f)
+    except (KeyError, ValueError, struct.error, zipfile.BadZipFile, EOFError):
+        return None
+    return None
+
+
+def _npy_pixels(file: IO[bytes]) -> int:
+    fmt = np.lib.format
+    version = fmt.read_magic(file)
+    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _, _ = read(file)
+    return math.prod(int(n) for n in shape)
 
 
 def _decode_upload(data: bytes, upload: Upload) -> Image:

@@ -47,9 +47,10 @@ class TorchRunner:
                 )
         self.network = network
 
-    def __call__(self, batch: torch.Tensor) -> Any:
+    def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> Any:
+        # ``extra``: a family's second input (Prompt Depth Anything's prompt depth)
         with self._autocast():
-            output = self.network(batch)
+            output = self.network(batch, *extra)
         return _to_float(output) if self.precision == "bf16" else output
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
