@@ -10,7 +10,7 @@ import pytest
 from depthlens.eval.datasets import KINDS
 from depthlens.eval.metrics import METRIC_NAMES
 from depthlens.eval.protocol import ALIGNMENTS, Alignment, protocol_for
-from depthlens.eval.published import NOT_TRANSCRIBED, PUBLISHED, published_for
+from depthlens.eval.published import NOT_TRANSCRIBED, PUBLISHED, VDA_NAMES, published_for
 from depthlens.eval.run import EvalResult, markdown_table
 from depthlens.models.registry import MODELS
 
@@ -66,6 +66,15 @@ ISSUE_17_MODELS = (
     "depth-anything-3-mono-large",
     "depth-anything-3-metric-large",
 )
+# ... and for issue 19.
+ISSUE_19_MODELS = (
+    "zoedepth-nyu",
+    "zoedepth-kitti",
+    "zoedepth-nyu-kitti",
+    "prompt-depth-anything-vits",
+    "prompt-depth-anything-vitl",
+    *(f"video-depth-anything-{name}" for name in VDA_NAMES),
+)
 ENTRIES = [(m, d) for m, datasets in PUBLISHED.items() for d in datasets]
 
 
@@ -88,7 +97,7 @@ def test_each_entry_names_zoo_model_dataset_metrics_and_alignment(model, dataset
         assert entry.alignment != "none", (model, dataset)
 
 
-@pytest.mark.parametrize("model", ISSUE_17_MODELS)
+@pytest.mark.parametrize("model", ISSUE_17_MODELS + ISSUE_19_MODELS)
 def test_new_zoo_models_are_in_the_zoo_and_accounted_for(model):
     assert model in MODELS, f"{model!r} is not (yet) in models/registry.py"
     assert (model in PUBLISHED) != (model in NOT_TRANSCRIBED), model

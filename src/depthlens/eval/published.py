@@ -179,6 +179,7 @@ _DA3_RETRAINED = (
     "(README 'Model Cards'; its News dates new models 11-12-2025, the paper 14-11-2025), so the "
     "paper's numbers for the original checkpoint would not apply to it"
 )
+VDA_NAMES = ("small", "base", "large", "metric-small", "metric-base", "metric-large")
 NOT_TRANSCRIBED: dict[str, str] = {
     "depth-pro": _DEPTH_PRO,
     "moge-2-vits-normal": _MOGE_2,
@@ -194,6 +195,20 @@ NOT_TRANSCRIBED: dict[str, str] = {
         "ZoeDepth paper (arXiv 2302.12288) NK rows not transcribed: the DA papers quote the "
         "N and K models; YvanYin/Metric3D README.md's ZoeDepth NYU row (δ1 0.953, RMSE "
         "0.277) does not say which checkpoint"
+    ),
+    **dict.fromkeys(
+        (
+            "prompt-depth-anything-vits",
+            "prompt-depth-anything-vitl",
+        ),
+        "Prompt Depth Anything (arXiv 2412.14015) reports depth completion with a LiDAR "
+        "prompt (ARKitScenes, ScanNet++), which depthlens eval does not read",
+    ),
+    **dict.fromkeys(
+        (f"video-depth-anything-{name}" for name in VDA_NAMES),
+        "Video Depth Anything (arXiv 2501.12375) tables not transcribed: its video "
+        "benchmark aligns one scale and shift per clip and scores TAE "
+        "(depthlens.eval.temporal), which depthlens eval does not run on datasets yet",
     ),
 }
 

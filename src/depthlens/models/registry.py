@@ -498,6 +498,46 @@ def _depth_anything_3_rows() -> list[ModelSpec]:
     return rows
 
 
+def _video_depth_anything_rows() -> list[ModelSpec]:
+    # DepthAnything/Video-Depth-Anything (4f5ae23): DA-V2's DINOv2 + DPT with temporal
+    # motion modules; checkpoints [metric_]video_depth_anything_vit{s,b,l}.pth on the Hub
+    # (depth-anything/[Metric-]Video-Depth-Anything-{Small,Base,Large}); Small Apache-2.0,
+    # Base/Large CC-BY-NC-4.0 (README "LICENSE"). A video goes through the family's
+    # windowed inference (models/video_depth_anything.py: iter_video_depth, used by
+    # video.stream); a photo is a one-frame clip through DA-V2's preprocessing.
+    # Parameters: the official checkpoints' tensors (tests/fixtures/keys/keys_vda_*.txt,
+    # without the position tables); the README's 28.4 / 113.1 / 381.8 M are lower.
+    rows = []
+    for enc, (size, cap, params) in {
+        "vits": ("small", "Small", 29.0),
+        "vitb": ("base", "Base", 114.4),
+        "vitl": ("large", "Large", 384.4),
+    }.items():
+        licence = "Apache-2.0" if enc == "vits" else "CC-BY-NC-4.0"
+        for metric in (False, True):
+            repo = f"{'Metric-' if metric else ''}Video-Depth-Anything-{cap}"
+            file = f"{'metric_' if metric else ''}video_depth_anything_{enc}.pth"
+            rows.append(
+                ModelSpec(
+                    name=f"video-depth-anything-{'metric-' if metric else ''}{size}",
+                    family="video_depth_anything",
+                    variant=f"metric-{enc}" if metric else enc,
+                    description=f"Video Depth Anything {cap}{' metric' if metric else ''}: "
+                    f"DINOv2 {enc.upper()}/14 + DPT head with temporal attention",
+                    input=DEPTH_ANYTHING_INPUT,
+                    output=DA_V2_OUTPUT,
+                    kind="metric" if metric else "relative_inverse",
+                    weights=WeightSource(
+                        official_file=file,
+                        url=f"{_HF}/depth-anything/{repo}/resolve/main/{file}",
+                    ),
+                    licence=licence,
+                    params_millions=params,
+                )
+            )
+    return rows
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in _bundled_rows()
@@ -509,6 +549,7 @@ MODELS: dict[str, ModelSpec] = {
     + _prompt_depth_anything_rows()
     + _moge_rows()
     + _zoedepth_rows()
+    + _video_depth_anything_rows()
 }
 
 

@@ -25,6 +25,7 @@ Family = Literal[
     "depth_pro",
     "prompt_depth_anything",
     "zoedepth",
+    "video_depth_anything",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

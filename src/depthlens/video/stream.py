@@ -195,7 +195,12 @@ def predict_video(
     """
     started = time.perf_counter()
     _check_options(lossless, colormap, chunk_frames, batch_size)
-    stabilizer = DepthStabilizer(estimator.kind, smoothing) if stabilize else None
+    # A model that sees time (its own windows over the clip) needs no stabiliser.
+    stabilizer = (
+        DepthStabilizer(estimator.kind, smoothing)
+        if stabilize and clip_predictor(estimator) is None
+        else None
+    )
     source = Path(video)
     with VideoReader(source) as reader:
         info = reader.info
@@ -319,8 +324,7 @@ def _stream(
     first_range = (0.0, 0.0)
     if on_progress is not None:  # the total from the header, before the first batch
         on_progress(0, reader.info.frame_count)
-    for batch in _batches(iter(reader), batch_size):
-        depths = predict_frames(estimator, batch, done, source, stabilizer, camera)
+    for depths in _depth_batches(estimator, reader, source, stabilizer, batch_size, camera):
         if colour_range is None:
             colour_range = _ColourRange(kind, depths)
             first_range = (colour_range.low, colour_range.high)
@@ -334,6 +338,45 @@ def _stream(
     if done == 0:
         raise VideoError(f"{source} holds no video frames.")
     return done, first_range
+
+
+def _depth_batches(
+    estimator: DepthPredictor,
+    reader: VideoReader,
+    source: Path,
+    stabilizer: DepthStabilizer | None,
+    batch_size: int,
+    camera: CameraSpec | None,
+) -> Iterator[list[np.ndarray]]:
+    """The video's depth, ``batch_size`` frames at a time: from the family's own clip
+    inference when it has one (``clip_predictor``), else frame by frame
+    (``predict_frames``)."""
+    clip = clip_predictor(estimator)
+    if clip is not None:
+        yield from _batches(clip(iter(reader)), batch_size)
+        return
+    done = 0
+    for batch in _batches(iter(reader), batch_size):
+        yield predict_frames(estimator, batch, done, source, stabilizer, camera)
+        done += len(batch)
+
+
+def clip_predictor(
+    estimator: DepthPredictor,
+) -> Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]] | None:
+    """A family that sees time predicts a whole video itself: its module's
+    ``iter_video_depth(network, frames)`` (windows over the clip, bounded memory), on
+    the estimator's torch network; None for per-frame families."""
+    spec = getattr(estimator, "spec", None)
+    network = getattr(estimator, "network", None)
+    if spec is None or network is None:
+        return None
+    from depthlens.models.weights import family_module
+
+    run = getattr(family_module(spec.family), "iter_video_depth", None)
+    if run is None:
+        return None
+    return lambda frames: run(network, frames)
 
 
 def predict_frames(
@@ -366,8 +409,8 @@ def camera_for(camera: CameraSpec, width: int, height: int) -> Camera:
     return camera if isinstance(camera, Camera) else camera(width, height)
 
 
-def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    while batch := list(itertools.islice(frames, size)):
+def _batches(items: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    while batch := list(itertools.islice(items, size)):
         yield batch
 
 
