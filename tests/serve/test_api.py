@@ -201,6 +201,7 @@ def test_models_lists_the_served_model_and_the_choices(client):
             "kind": "relative_inverse",
             "description": depthlens.MODELS[MODEL].description,
             "loaded": True,
+            "needs_prompt_depth": False,
         }
     ]
     assert body["colormaps"] == list(COLORMAPS)

@@ -120,6 +120,11 @@ def test_effects_take_the_prompt_too(client, photo):
     assert body["report"]["unit"] == "m"
 
 
+def test_the_model_list_says_which_models_need_a_prompt(client):
+    listed = {m["name"]: m["needs_prompt_depth"] for m in client.get("/v1/models").json()["models"]}
+    assert listed == {PROMPT_MODEL: True, OTHER: False}
+
+
 def test_a_prompt_model_without_a_prompt_is_refused(client, photo):
     message = assert_error(post(client, photo, None, model=PROMPT_MODEL), 422, "invalid_parameter")
     assert PROMPT_MODEL in message and "'prompt_depth'" in message

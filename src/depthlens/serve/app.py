@@ -624,7 +624,11 @@ async def list_models(request: Request) -> ModelsResponse:
         default=settings.default_model,
         models=[
             ModelInfo(
-                name=name, kind=estimator.kind, description=estimator.spec.description, loaded=True
+                name=name,
+                kind=estimator.kind,
+                description=estimator.spec.description,
+                loaded=True,
+                needs_prompt_depth=estimator.spec.takes_prompt_depth,
             )
             for name, estimator in runtime.estimators.items()
         ],

@@ -125,6 +125,10 @@ class ModelInfo(BaseModel):
     kind: Literal["relative_inverse", "metric"]
     description: str
     loaded: bool
+    needs_prompt_depth: bool = Field(
+        default=False,
+        description="Whether requests must send prompt_depth: a low-res metric depth map.",
+    )
 
 
 class Limits(BaseModel):
