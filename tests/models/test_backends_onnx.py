@@ -36,6 +36,7 @@ from depthlens.models.registry import get_spec
 from depthlens.models.spec import ModelSpec
 from depthlens.models.weights import BUNDLED_DIR
 from tests.checkpoints import random_state_dict
+from tests.models import test_depth_anything_3 as da3_tests
 
 onnxruntime = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -90,27 +91,9 @@ TINY_M3D = m3d.Metric3DConfig(
     num_bins=16,
 )
 
-TINY_DA3 = da3.DA3Config(
-    embed_dim=32,
-    depth=6,
-    num_heads=2,
-    pos_grid=4,
-    out_layers=(1, 3, 4, 5),
-    alt_start=2,
-    qknorm_start=2,
-    rope_start=2,
-    features=16,
-    out_channels=(8, 16, 32, 32),
-)
-TINY_DA3_MONO = replace(
-    TINY_DA3,
-    alt_start=-1,
-    qknorm_start=-1,
-    rope_start=-1,
-    cat_token=False,
-    head="dpt",
-    camera_decoder=False,
-)
+# The DA3 goldens' tiny configs, with a 4 x 4 position grid.
+TINY_DA3 = replace(da3_tests.TINY, pos_grid=4)
+TINY_DA3_MONO = replace(da3_tests.TINY_MONO, pos_grid=4)
 
 
 @dataclass(frozen=True)

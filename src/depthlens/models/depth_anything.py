@@ -37,6 +37,7 @@ from transformers import DepthAnythingForDepthEstimation, Dinov2Config
 from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 
 from depthlens.models.backends.export import dinov2_resize
+from depthlens.models.convert import check_loading_info
 
 # Official DINOv2 settings shared by V1 and V2 (depth_anything_v2/dinov2.py::DINOv2 and
 # torchhub/facebookresearch_dinov2_main/hubconf.py::_make_dinov2_model).
@@ -438,13 +439,7 @@ def network_from_hf_folder(folder: Path, config: DAConfig) -> DepthAnythingNetwo
     found, wanted = _architecture_of_hf(hf_model.config), _architecture(config)
     if found != wanted:
         raise ValueError(f"{folder} holds a model with {found}, but this model needs {wanted}")
-    problems = {
-        name: sorted(str(k) for k in info.get(name, ()) if "mask_token" not in str(k))
-        for name in ("missing_keys", "unexpected_keys", "mismatched_keys")
-    }
-    if any(problems.values()):
-        listed = "; ".join(f"{name}: {', '.join(keys)}" for name, keys in problems.items() if keys)
-        raise ValueError(f"{folder} does not fit the Depth Anything network ({listed})")
+    check_loading_info(info, folder, "Depth Anything", ignore="mask_token")
     network = build_network(config)
     state = {
         _PREFIX + key: tensor

@@ -54,6 +54,7 @@ from torch import nn
 from depthlens.errors import WeightsError
 from depthlens.geometry.camera import Camera
 from depthlens.models.backends.export import dinov2_resize
+from depthlens.models.convert import rename_key, rename_state_dict
 from depthlens.models.hooks import Finished, Prepared, as_float32, canonical_scale, resize_output
 from depthlens.models.metric3d import Mlp  # the same DINOv2 feed-forward (fc1, GELU, fc2)
 
@@ -588,24 +589,14 @@ _DROPPED = re.compile(
 
 def official_key_to_ours(key: str) -> str | None:
     """Our name of an official DA3 key, or None for keys of paths we do not run."""
-    key = key.removeprefix("model.")
-    if _DROPPED.search(key):
-        return None
-    for pattern, repl in _RENAMES:
-        key = re.sub(pattern, repl, key)
-    return key
+    return rename_key(key, ("model.",), _DROPPED, _RENAMES)
 
 
 def convert_official_state_dict(
     state_dict: Mapping[str, torch.Tensor], config: DA3Config | None = None
 ) -> dict[str, torch.Tensor]:
     """Official DA3 weights (``model.safetensors``, ``model.*`` keys) -> our keys."""
-    converted: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        ours = official_key_to_ours(key)
-        if ours is not None:
-            converted[ours] = value
-    return converted
+    return rename_state_dict(state_dict, official_key_to_ours)
 
 
 def network_from_hf_folder(folder: Path, config: DA3Config) -> AnyViewNetwork | MonoNetwork:

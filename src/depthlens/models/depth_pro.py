@@ -43,6 +43,7 @@ from transformers import DepthProForDepthEstimation, Dinov2Config
 
 from depthlens.errors import WeightsError
 from depthlens.geometry.camera import MAX_FOV_DEG, MIN_FOV_DEG, Camera
+from depthlens.models.convert import check_loading_info
 from depthlens.models.hooks import Finished, Prepared, as_float32
 
 if TYPE_CHECKING:
@@ -393,15 +394,7 @@ def network_from_hf_folder(folder: Path, config: DepthProConfig) -> DepthProNetw
         str(folder), output_loading_info=True, local_files_only=True, use_fov_model=True
     )
     hf_model, info = loaded
-    problems = {
-        name: sorted(str(k) for k in info.get(name, ()))
-        for name in ("missing_keys", "unexpected_keys", "mismatched_keys")
-    }
-    if any(problems.values()):
-        listed = "; ".join(
-            f"{name}: {', '.join(keys[:8])}" for name, keys in problems.items() if keys
-        )
-        raise ValueError(f"{folder} does not fit the Depth Pro network ({listed})")
+    check_loading_info(info, folder, "Depth Pro")
     return DepthProNetwork(_config_of_hf(hf_model.config), model=hf_model.float().eval())
 
 

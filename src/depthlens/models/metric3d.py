@@ -37,6 +37,7 @@ from torch import nn
 
 from depthlens.errors import WeightsError
 from depthlens.models.backends.export import dinov2_resize
+from depthlens.models.convert import rename_key, rename_state_dict
 from depthlens.models.hooks import Finished, Prepared, as_float32
 
 if TYPE_CHECKING:
@@ -602,24 +603,14 @@ _DROPPED = re.compile(r"(^encoder\.mask_token$)|(\.downsample\.1\.)")
 
 def official_key_to_ours(key: str) -> str | None:
     """Our name of an official Metric3D v2 key, or None for keys we drop."""
-    key = key.removeprefix("module.").removeprefix("depth_model.")
-    if _DROPPED.search(key):
-        return None
-    for pattern, repl in _RENAMES:
-        key = re.sub(pattern, repl, key)
-    return key
+    return rename_key(key, ("module.", "depth_model."), _DROPPED, _RENAMES)
 
 
 def convert_official_state_dict(
     state_dict: Mapping[str, torch.Tensor], config: Metric3DConfig | None = None
 ) -> dict[str, torch.Tensor]:
     """Official Metric3D v2 weights (``depth_model.*``) -> our ``Metric3DNetwork`` keys."""
-    converted: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        ours = official_key_to_ours(key)
-        if ours is not None:
-            converted[ours] = value
-    return converted
+    return rename_state_dict(state_dict, official_key_to_ours)
 
 
 def config_for_state_dict(

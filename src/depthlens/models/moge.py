@@ -54,6 +54,7 @@ from torch import nn
 
 from depthlens.errors import WeightsError
 from depthlens.geometry.camera import Camera
+from depthlens.models.convert import rename_key, rename_state_dict
 from depthlens.models.hooks import Finished, Prepared, as_float32
 from depthlens.models.metric3d import ViTBlock, interpolate_pos_embed
 from depthlens.models.spec import IMAGENET_MEAN, IMAGENET_STD
@@ -367,12 +368,7 @@ _DROPPED = re.compile(r"(^encoder\.backbone\.mask_token$)|(^encoder\.image_(mean
 
 def official_key_to_ours(key: str) -> str | None:
     """Our name of an official MoGe-2 key, or None for keys we drop."""
-    key = key.removeprefix("module.")
-    if _DROPPED.search(key):
-        return None
-    for pattern, repl in _RENAMES:
-        key = re.sub(pattern, repl, key)
-    return key
+    return rename_key(key, ("module.",), _DROPPED, _RENAMES)
 
 
 def convert_official_state_dict(
@@ -383,12 +379,7 @@ def convert_official_state_dict(
     A resampler's 3x3 conv is ``resamplers.i.1`` upstream both after a transposed conv
     (``.0``) and after a parameter-free bilinear upsampling: our ``upsamples.i.conv``.
     """
-    converted: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        ours = official_key_to_ours(key)
-        if ours is not None:
-            converted[ours] = value
-    return converted
+    return rename_state_dict(state_dict, official_key_to_ours)
 
 
 def _ints(value: Any, what: str) -> tuple[int, ...]:

@@ -51,6 +51,7 @@ from transformers import (
 
 from depthlens.errors import UsageError
 from depthlens.models import depth_anything
+from depthlens.models.convert import check_loading_info
 from depthlens.models.depth_anything import (
     LAYER_NORM_EPS,
     PATCH_SIZE,
@@ -273,14 +274,7 @@ def network_from_hf_folder(folder: Path, config: PDAConfig) -> PromptDepthAnythi
     wanted = (config.width, config.depth, config.hooked_blocks, config.features)
     if found != wanted:
         raise ValueError(f"{folder} holds a model of (width, depth, blocks, features) {found}")
-    problems = [
-        str(k)
-        for name in ("missing_keys", "unexpected_keys", "mismatched_keys")
-        for k in info.get(name, ())
-        if "mask_token" not in str(k)
-    ]
-    if problems:
-        raise ValueError(f"{folder} does not fit the network ({', '.join(sorted(problems))})")
+    check_loading_info(info, folder, "Prompt Depth Anything", ignore="mask_token")
     network = build_network(config)
     state = {
         _PREFIX + key: tensor

@@ -47,6 +47,7 @@ from transformers import BeitConfig, ZoeDepthForDepthEstimation
 from transformers import ZoeDepthConfig as HFZoeDepthConfig
 
 from depthlens.errors import WeightsError
+from depthlens.models.convert import check_loading_info
 from depthlens.models.hooks import Finished, Prepared, as_float32, network_input_size
 
 if TYPE_CHECKING:
@@ -489,15 +490,7 @@ def network_from_hf_folder(folder: Path, config: ZoeDepthConfig) -> ZoeDepthNetw
         str(folder), output_loading_info=True, local_files_only=True
     )
     hf_model, info = loaded
-    problems = {
-        name: sorted(str(k) for k in info.get(name, ()))
-        for name in ("missing_keys", "unexpected_keys", "mismatched_keys")
-    }
-    if any(problems.values()):
-        listed = "; ".join(
-            f"{name}: {', '.join(keys[:8])}" for name, keys in problems.items() if keys
-        )
-        raise ValueError(f"{folder} does not fit the ZoeDepth network ({listed})")
+    check_loading_info(info, folder, "ZoeDepth")
     ours = replace(_config_of_hf(hf_model.config), input_size=config.input_size)
     return ZoeDepthNetwork(ours, model=hf_model.float().eval())
 
