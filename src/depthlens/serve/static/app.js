@@ -2,7 +2,9 @@
 // and run the effects of v1/effects on the same photo (one tab each).
 // Plain browser JavaScript, no build step and no third-party code. The depth view is one
 // request, POST v1/depth with format=json&include_depth=true&include_color=true; each
-// effect tab resends the photo kept from the upload to POST v1/effects/{name}.
+// effect tab resends the photo kept from the upload to POST v1/effects/{name}. For a model
+// that v1/models marks needs_prompt_depth, the page shows a second file field and every
+// request also carries that depth prompt (prompt_depth, and prompt_scale when given).
 "use strict";
 
 (() => {
@@ -47,6 +49,9 @@
     modelSelect: $("model-select"),
     colormapSelect: $("colormap-select"),
     modelDescription: $("model-description"),
+    promptFields: $("prompt-fields"),
+    promptInput: $("prompt-input"),
+    promptScale: $("prompt-scale"),
     dropZone: $("drop-zone"),
     fileInput: $("file-input"),
     cameraInput: $("camera-input"),
@@ -83,9 +88,11 @@
   };
 
   const state = {
-    models: [], // [{name, kind, description}] from v1/models
+    models: [], // [{name, kind, description, needs_prompt_depth}] from v1/models
     limits: null, // {max_upload_mb, max_megapixels}
     file: null, // the current photo (a File or Blob)
+    prompt: null, // the depth prompt chosen for prompt-depth models (a File)
+    promptSerial: 0, // counts prompts chosen, so an effect made with an older one is redone
     originalUrl: null,
     heatmapUrl: null,
     controller: null, // AbortController of the request in flight
@@ -190,7 +197,8 @@
    */
   async function postDepth(format, extra, signal, model = null) {
     const colormap = ui.colormapSelect.disabled ? "" : ui.colormapSelect.value;
-    const form = photoForm({ model: model || chosenModel(), colormap, format, ...extra });
+    const name = model || chosenModel();
+    const form = photoForm({ model: name, colormap, format, ...extra, ...promptFields(name) });
     const response = await fetch("v1/depth", { method: "POST", body: form, signal });
     if (!response.ok) throw await apiError(response);
     return response;
@@ -199,6 +207,29 @@
   /** The model picked in the list, or "" (the server's default) before the list loads. */
   function chosenModel() {
     return ui.modelSelect.disabled ? "" : ui.modelSelect.value;
+  }
+
+  /** The model named ``name`` in v1/models ("" for the one picked), or undefined. */
+  function modelInfo(name = "") {
+    return state.models.find((m) => m.name === (name || ui.modelSelect.value));
+  }
+
+  /**
+   * The form fields of the depth prompt for model ``name``: none for a model that takes
+   * no prompt; for a prompt-depth model the chosen file (prompt_depth) and the scale
+   * (prompt_scale, "" for the server's default). Throws an Error with the sentence to
+   * show when a prompt-depth model has no prompt yet, so no request is sent.
+   */
+  function promptFields(name) {
+    const model = modelInfo(name);
+    if (!model || !model.needs_prompt_depth) return {};
+    if (!state.prompt) {
+      throw new Error(
+        `Model '${model.name}' needs a depth prompt: choose a 16-bit PNG (millimetres) or ` +
+          "a .npy (meters) of the photo's depth under “Depth prompt” above.",
+      );
+    }
+    return { prompt_depth: state.prompt, prompt_scale: ui.promptScale.value.trim() };
   }
 
   /** A form with the photo kept from the upload and the non-empty ``fields``. */
@@ -346,8 +377,9 @@
   }
 
   function describeModel() {
-    const model = state.models.find((m) => m.name === ui.modelSelect.value);
+    const model = modelInfo();
     ui.modelDescription.textContent = model && model.description ? model.description : "";
+    ui.promptFields.hidden = !(model && model.needs_prompt_depth);
     describeThreshold(model);
   }
 
@@ -567,7 +599,16 @@
     const entry = state.effects[name];
     if (!state.file || state.view !== name) return;
     const fields = { model: chosenModel(), ...EFFECTS[name].fields() };
-    const key = JSON.stringify(fields);
+    let prompt;
+    try {
+      prompt = promptFields(fields.model);
+    } catch (error) {
+      entry.error.textContent = messageOf(error);
+      return;
+    }
+    // The prompt file is named by its serial number: a new prompt makes a new effect.
+    const promptKey = prompt.prompt_depth ? [state.promptSerial, prompt.prompt_scale] : null;
+    const key = JSON.stringify([fields, promptKey]);
     if (key === entry.key) return; // shown already, or on its way
     if (entry.controller) entry.controller.abort();
     const controller = new AbortController();
@@ -580,7 +621,7 @@
       const { format } = EFFECTS[name];
       const response = await fetch("v1/effects/" + name, {
         method: "POST",
-        body: photoForm({ ...fields, format }),
+        body: photoForm({ ...fields, ...prompt, format }),
         signal: controller.signal,
       });
       if (!response.ok) throw await apiError(response);
@@ -850,13 +891,20 @@
 
   // ---- choosing a photo ----------------------------------------------------------------
 
-  function choose(file) {
-    if (!file) return;
+  /** The sentence to show when ``file`` is over the server's upload limit, else "". */
+  function tooLarge(file) {
     const limit = state.limits && state.limits.max_upload_mb;
     // MiB here, so a borderline file is left to the server's own check.
-    if (limit && file.size > limit * 1e6) {
-      const size = (file.size / 1e6).toFixed(1);
-      showError(`This file is ${size} MB; the server takes files up to ${limit} MB.`);
+    if (!limit || file.size <= limit * 1e6) return "";
+    const size = (file.size / 1e6).toFixed(1);
+    return `This file is ${size} MB; the server takes files up to ${limit} MB.`;
+  }
+
+  function choose(file) {
+    if (!file) return;
+    const large = tooLarge(file);
+    if (large) {
+      showError(large);
       return;
     }
     state.file = file;
@@ -869,6 +917,21 @@
     ui.probeMark.hidden = true;
     if (state.originalUrl) URL.revokeObjectURL(state.originalUrl);
     state.originalUrl = URL.createObjectURL(file);
+    run();
+  }
+
+  /** A depth prompt was picked (or the picker was cleared): the views follow it. */
+  function choosePrompt() {
+    const file = (ui.promptInput.files && ui.promptInput.files[0]) || null;
+    const large = file ? tooLarge(file) : "";
+    if (large) {
+      ui.promptInput.value = "";
+      state.prompt = null;
+      showError(large);
+      return;
+    }
+    state.prompt = file;
+    state.promptSerial += 1;
     run();
   }
 
@@ -926,6 +989,8 @@
   document.addEventListener("drop", onDrop);
   document.addEventListener("paste", onPaste);
 
+  ui.promptInput.addEventListener("change", choosePrompt);
+  ui.promptScale.addEventListener("change", () => run());
   ui.modelSelect.addEventListener("change", () => {
     describeModel();
     run();
