@@ -83,11 +83,13 @@ class VideoOptions:
     """How videos among the inputs are predicted (``video.stream.predict_video``):
     ``stabilize`` the model's frame-to-frame scale jitter, average static pixels over
     time by ``smoothing`` (0: off), write lossless depth as ``png16`` frames, ``npz``
-    chunks or ``none``."""
+    chunks or ``none``; ``mode``: how a model that sees time runs, ``windowed`` or
+    ``streaming`` (``predict_video``'s ``video_mode``)."""
 
     stabilize: bool = True
     smoothing: float = 0.0
     lossless: Literal["png16", "npz", "none"] = "png16"
+    mode: Literal["windowed", "streaming"] = "windowed"
 
 
 @dataclass(frozen=True)
@@ -677,6 +679,8 @@ def _check_options(
 
     if video.lossless not in LOSSLESS:
         raise UsageError(f"Unknown --lossless '{video.lossless}': choose from png16, npz, none.")
+    if video.mode not in ("windowed", "streaming"):
+        raise UsageError(f"Unknown --video-mode '{video.mode}': choose from windowed, streaming.")
     if max_depth is not None and not (math.isfinite(max_depth) and max_depth > 0):
         raise UsageError(f"--max-depth must be a positive distance, not {max_depth}.")
     if mesh_format not in MESH_FORMATS:
@@ -978,6 +982,7 @@ def _predict_video(
             on_progress=(lambda done, total: on_progress(path, done, total))
             if on_progress is not None
             else None,
+            video_mode=options.mode,
         )
     except Exception as exc:  # one broken video fails alone
         return InputResult.failed(str(path), exc)

@@ -125,6 +125,16 @@ def test_metric_png16_is_in_millimetres(clip: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(last, expected[-1], atol=0.0005 + 1e-6)
 
 
+@pytest.mark.parametrize(("mode", "message"), [("streaming", "see time"), ("live", "Unknown")])
+def test_video_mode_is_for_models_that_see_time(
+    clip: Path, tmp_path: Path, mode: str, message: str
+) -> None:
+    """A per-frame model takes the default mode only; nothing is written otherwise."""
+    with pytest.raises(UsageError, match=message):
+        predict_video(FakeEstimator(), clip, tmp_path / "out", video_mode=mode)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_video_writes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"garbage" * 50)

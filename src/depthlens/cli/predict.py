@@ -116,6 +116,14 @@ SmoothingOption = Annotated[
 LosslessOption = Annotated[
     str, typer.Option(help="Video depth files: png16 (frames), npz (chunks) or none.")
 ]
+VideoModeOption = Annotated[
+    str,
+    typer.Option(
+        help="Video, models that see time (video-depth-anything-*): windowed (official "
+        "32-frame windows, most consistent) or streaming (each frame as it comes, from "
+        "cached past frames); other models predict frame by frame and reject streaming.",
+    ),
+]
 
 # The options handed to predict_files as they are (the others are combined first).
 _PASSED_ON = (
@@ -168,6 +176,7 @@ def predict(
     stabilize: StabilizeOption = True,
     smoothing: SmoothingOption = 0.0,
     lossless: LosslessOption = "png16",
+    video_mode: VideoModeOption = "windowed",
     allow_truncated: AllowTruncatedOption = False,
     input_list: InputListOption = None,
     resume: ResumeOption = False,
@@ -184,7 +193,7 @@ def predict(
     """
     given = {name: value for name, value in locals().items() if name in _PASSED_ON}
     camera = _user_camera(fx, fy, cx, cy, fov)
-    video = VideoOptions(stabilize, smoothing, lossless)  # type: ignore[arg-type]
+    video = VideoOptions(stabilize, smoothing, lossless, video_mode)  # type: ignore[arg-type]
     if not inputs and input_list is None:
         raise UsageError("Give the images to predict: files, folders, globs or --input-list.")
     given["engine"] = engine_from_options(engine, ray_address, actors, cpus_per_actor)

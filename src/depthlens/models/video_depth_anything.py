@@ -6,11 +6,14 @@ from :mod:`depthlens.models.depth_anything` (same official keys under ``pretrain
 along the frame axis at every spatial position) inserted into the DPT head, the
 converter of the official checkpoints, and the official windowed inference of a whole
 video (32-frame windows overlapping by 10, keyframes carried between windows, a scale
-and shift fitted between windows, a linear cross-fade over the overlap).
+and shift fitted between windows, a linear cross-fade over the overlap) and the official
+streaming mode (one frame at a time, attending to cached states of past frames).
 
 Upstream: DepthAnything/Video-Depth-Anything @ 4f5ae23 (CHECKPOINTS.md):
 video_depth_anything/video_depth.py (``VideoDepthAnything``, ``infer_video_depth``,
 constants ``INFER_LEN``, ``OVERLAP``, ``KEYFRAMES``, ``INTERP_LEN``),
+video_depth_anything/video_depth_stream.py (``infer_video_depth_one``, ``gap``) and
+run_streaming.py (the streaming mode),
 video_depth_anything/dpt_temporal.py (``DPTHeadTemporal``),
 video_depth_anything/motion_module/{motion_module,attention}.py (``TemporalModule``,
 from AnimateDiff), utils/util.py (``compute_scale_and_shift``,
@@ -35,7 +38,8 @@ Facts used (read there, restated):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -61,6 +65,14 @@ INTERP_LEN = 8  # overlap frames cross-faded between the two windows
 ALIGN_LEN = OVERLAP - INTERP_LEN  # slots 0, 1 (keyframes 0 and 12) fit the scale/shift
 INPUT_SIZE = 518  # run.py --input_size default
 MAX_ASPECT = 1.78  # wider videos get a smaller input size (video_depth.py)
+MOTION_ATTENTIONS = 2  # temporal self-attentions per motion module (dpt_temporal.py)
+
+# Streaming settings, video_depth_stream.py: each new frame attends to WINDOW - 1 past
+# frames: the first one, the one HISTORY frames back (upstream's ``gap``, derived there
+# from the windowed constants) and the RECENT newest ones; the first frame stands in
+# for frames before the start.
+HISTORY = 2 * (WINDOW - OVERLAP) - 1 - (OVERLAP - INTERP_LEN)  # 41
+RECENT = WINDOW - 3  # 29
 
 
 @dataclass(frozen=True)
@@ -137,10 +149,12 @@ def sinusoid_table(length: int, dim: int) -> Tensor:
 
 
 class TemporalAttention(nn.Module):
-    """Multi-head self-attention along frames: (N, T, C) -> (N, T, C).
+    """Multi-head self-attention along frames: (N, t, C) -> (N, t, C).
 
     Adds the position table to its input first; query/key/value have no bias, the
-    output projection has one (AnimateDiff's ``CrossAttention`` defaults).
+    output projection has one (AnimateDiff's ``CrossAttention`` defaults). With
+    ``past`` (N, P, C), the inputs this attention had for P earlier frames, the t
+    frames take positions P.. and attend to all P + t frames (the streaming mode).
     """
 
     def __init__(self, dim: int, heads: int, num_frames: int) -> None:
@@ -154,18 +168,22 @@ class TemporalAttention(nn.Module):
         self.register_buffer("pos_embed", sinusoid_table(num_frames, dim))
         self.pos_embed: Tensor
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, past: Tensor | None = None) -> Tensor:
         frames = x.shape[1]
-        if frames > self.pos_embed.shape[1]:
-            raise ValueError(f"{frames} frames exceed the {self.pos_embed.shape[1]} positions.")
-        x = x + self.pos_embed[:, :frames].to(x.dtype)
+        seen = x if past is None else torch.cat([past, x], dim=1)
+        total = seen.shape[1]
+        if total > self.pos_embed.shape[1]:
+            raise ValueError(f"{total} frames exceed the {self.pos_embed.shape[1]} positions.")
+        seen = seen + self.pos_embed[:, :total].to(x.dtype)
         n = x.shape[0]
 
         def split(t: Tensor) -> Tensor:
-            return t.reshape(n, frames, self.heads, -1).transpose(1, 2)
+            return t.reshape(n, t.shape[1], self.heads, -1).transpose(1, 2)
 
         out = F.scaled_dot_product_attention(
-            split(self.to_q(x)), split(self.to_k(x)), split(self.to_v(x))
+            split(self.to_q(seen[:, total - frames :])),
+            split(self.to_k(seen)),
+            split(self.to_v(seen)),
         )
         return self.to_out(out.transpose(1, 2).reshape(n, frames, -1))
 
@@ -176,9 +194,14 @@ class MotionModule(nn.Module):
     One block: ``attentions`` self-attentions along T, each pre-LayerNorm with a
     residual, then a pre-LayerNorm GEGLU feed-forward (``ff_in`` gives value and gate,
     exact GELU on the gate) with a residual.
+
+    ``forward`` also returns what the streaming mode caches per frame: each attention's
+    (normalised) input, (B*H*W, T, inner), as ``motion_module.py`` returns them; given
+    back as ``past`` (one tensor per attention, earlier frames along dim 1), the T
+    frames attend to those frames as well.
     """
 
-    def __init__(self, dim: int, config: VDAConfig, attentions: int = 2) -> None:
+    def __init__(self, dim: int, config: VDAConfig, attentions: int = MOTION_ATTENTIONS) -> None:
         super().__init__()
         heads = config.motion_heads
         inner = heads * (dim // heads)
@@ -193,19 +216,23 @@ class MotionModule(nn.Module):
         self.ff_out = nn.Linear(config.ff_mult * inner, inner)
         self.proj_out = nn.Linear(inner, dim)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, past: Sequence[Tensor] | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
         b, c, t, h, w = x.shape
         frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
         hidden = self.norm(frames).permute(0, 2, 3, 1).reshape(b, t, h * w, c)
         # tokens: one sequence of t frames per (batch, position)
         hidden = self.proj_in(hidden).transpose(1, 2).reshape(b * h * w, t, -1)
-        for attention, norm in zip(self.attentions, self.norms, strict=True):
-            hidden = hidden + attention(norm(hidden))
+        states = []
+        for i, (attention, norm) in enumerate(zip(self.attentions, self.norms, strict=True)):
+            states.append(norm(hidden))
+            hidden = hidden + attention(states[-1], None if past is None else past[i])
         value, gate = self.ff_in(self.ff_norm(hidden)).chunk(2, dim=-1)
         hidden = hidden + self.ff_out(value * F.gelu(gate))
         hidden = self.proj_out(hidden).reshape(b, h, w, t, c).permute(0, 3, 4, 1, 2)
         out = hidden.reshape(b * t, c, h, w) + frames
-        return out.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)
+        return out.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4), states
 
 
 # --------------------------------------------------------------------------------------
@@ -230,19 +257,41 @@ class VideoDepthAnythingNetwork(da.DepthAnythingNetwork):
             MotionModule(width, config) for width in (*widths, *(2 * (config.image.features,)))
         )
 
-    def _temporal(self, index: int, x: Tensor, frames: int) -> Tensor:
-        """Run motion module ``index`` on a (B*T, C, H, W) map."""
+    def _temporal(
+        self, index: int, x: Tensor, frames: int, past: Sequence[Tensor] | None, keep: bool
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Run motion module ``index`` on a (B*T, C, H, W) map; its states if ``keep``
+        (else they are freed at once: a whole window's would be a lot of memory)."""
+        if past is not None:
+            past = past[index * MOTION_ATTENTIONS : (index + 1) * MOTION_ATTENTIONS]
         video = x.unflatten(0, (-1, frames)).transpose(1, 2)
-        return self.motion_modules[index](video).transpose(1, 2).flatten(0, 1)
+        out, states = self.motion_modules[index](video, past)
+        return out.transpose(1, 2).flatten(0, 1), states if keep else []
 
     def forward(self, x: Tensor) -> Tensor:
-        """(B, T, 3, h, w) normalised frames -> (B, T, h, w) depth.
-
-        The order follows ``DPTHeadTemporal.forward``; the official micro-batching of the
-        last two fusion layers (4 frames at a time) only saves memory and is not done.
-        """
+        """(B, T, 3, h, w) normalised frames -> (B, T, h, w) depth."""
         if x.dim() == 4:  # (B, 3, h, w): photos, each a one-frame clip
             return self.forward(x[:, None])[:, 0]
+        return self._run(x, None, keep=False)[0]
+
+    def forward_states(
+        self, x: Tensor, past: Sequence[Tensor] | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """(B, T, 3, h, w) normalised frames -> (B, T, h, w) depth and the motion
+        modules' states: 8 tensors (module 0 attention 0, module 0 attention 1, ...),
+        each (B * positions, T, C).
+
+        With ``past`` (the same 8 tensors for P earlier frames, P + T at most
+        ``num_frames``) the frames attend to those frames too: the streaming mode
+        (``video_depth_stream.py``). The order follows ``DPTHeadTemporal.forward``; the
+        official micro-batching of the last two fusion layers (4 frames at a time)
+        only saves memory and is not done.
+        """
+        return self._run(x, past, keep=True)
+
+    def _run(
+        self, x: Tensor, past: Sequence[Tensor] | None, keep: bool
+    ) -> tuple[Tensor, list[Tensor]]:
         batch, frames, _, height, width = x.shape
         if height % PATCH_SIZE or width % PATCH_SIZE:
             raise ValueError(f"Input size {height}x{width} is not a multiple of {PATCH_SIZE}.")
@@ -250,14 +299,14 @@ class VideoDepthAnythingNetwork(da.DepthAnythingNetwork):
         model = self.model
         features = model.backbone(x.flatten(0, 1)).feature_maps
         maps = model.neck.reassemble_stage(list(features), ph, pw)
-        maps[2] = self._temporal(0, maps[2], frames)
-        maps[3] = self._temporal(1, maps[3], frames)
+        maps[2], states0 = self._temporal(0, maps[2], frames, past, keep)
+        maps[3], states1 = self._temporal(1, maps[3], frames, past, keep)
         rn = [conv(m) for conv, m in zip(model.neck.convs, maps, strict=True)]
         fusion = model.neck.fusion_stage.layers  # [0] is refinenet4, [3] refinenet1
         path = fusion[0](rn[3], size=rn[2].shape[2:])
-        path = self._temporal(2, path, frames)
+        path, states2 = self._temporal(2, path, frames, past, keep)
         path = fusion[1](path, rn[2], size=rn[1].shape[2:])
-        path = self._temporal(3, path, frames)
+        path, states3 = self._temporal(3, path, frames, past, keep)
         path = fusion[2](path, rn[1], size=rn[0].shape[2:])
         path = fusion[3](path, rn[0])
         head = model.head
@@ -265,7 +314,8 @@ class VideoDepthAnythingNetwork(da.DepthAnythingNetwork):
         depth = F.interpolate(depth, (height, width), mode="bilinear", align_corners=True)
         depth = head.activation2(head.conv3(head.activation1(head.conv2(depth))))
         # upstream resizes to (h, w) again (identity here) and applies a second ReLU
-        return depth.reshape(batch, frames, height, width)
+        depth = depth.reshape(batch, frames, height, width)
+        return depth, [*states0, *states1, *states2, *states3]
 
 
 def build_network(config: VDAConfig) -> VideoDepthAnythingNetwork:
@@ -486,3 +536,69 @@ def predict_clip(
     if len(frames) == 0:
         return np.zeros((0, *frames.shape[1:3]), np.float32)
     return np.stack(list(iter_video_depth(network, frames, input_size))).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# Streaming inference, one frame at a time
+# --------------------------------------------------------------------------------------
+
+
+class VideoDepthStream:
+    """The official streaming mode (``video_depth_stream.py::infer_video_depth_one``):
+    each frame's depth as soon as it arrives, from the frame itself and the motion
+    modules' cached states of past frames.
+
+    Call it with (H, W, 3) uint8 RGB frames of one video, in order; it returns each
+    frame's (H, W) float32 depth (relative inverse depth or metres, as the network).
+    Frame n attends to the first frame, frame n - 41 and frames n - 29 .. n - 1 (the
+    first frame standing in for those before it), at positions 0..31. It holds the
+    states of the first frame and the 41 last ones (``history``), whatever the length
+    of the video: for Small at 518 x 686, about 9 MB a frame.
+
+    Both kinds of checkpoint run the same way: upstream's streaming mode never
+    re-aligns (there are no windows), so metric models need nothing different. This
+    is the float32 path (``--fp32``); upstream defaults to autocast.
+    """
+
+    def __init__(self, network: VideoDepthAnythingNetwork, input_size: int = INPUT_SIZE) -> None:
+        self.network = network
+        self.input_size = input_size
+        self.first: list[Tensor] | None = None
+        self.history: deque[list[Tensor]] = deque(maxlen=HISTORY)
+        self._frame_size = (0, 0)
+        self._size = (0, 0)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        frame_size = (frame.shape[0], frame.shape[1])
+        if self.first is None:
+            self._frame_size = frame_size
+            self._size = input_size_for(*frame_size, self.input_size)
+        elif frame_size != self._frame_size:
+            raise ValueError(f"Frame of {frame_size} in a video of {self._frame_size} frames.")
+        parameter = next(self.network.parameters())
+        x = prepare_frame(frame, self._size)[None, None].to(parameter.device, parameter.dtype)
+        past = None
+        if self.first is not None:
+            frames = [self.first, self.history[0], *list(self.history)[-RECENT:]]
+            past = [torch.cat(states, dim=1) for states in zip(*frames, strict=True)]
+        with torch.no_grad():
+            depth, states = self.network.forward_states(x, past)
+        if self.first is None:
+            self.first = states
+            self.history.extend([states] * HISTORY)
+        else:
+            self.history.append(states)
+        depth = F.interpolate(depth.float(), frame_size, mode="bilinear", align_corners=True)
+        return depth[0, 0].cpu().numpy()
+
+
+def iter_video_depth_streaming(
+    network: VideoDepthAnythingNetwork,
+    frames: Iterable[np.ndarray],
+    input_size: int = INPUT_SIZE,
+) -> Iterator[np.ndarray]:
+    """(H, W) float32 depth of every frame, in order, each yielded before the next frame
+    is read: the official streaming mode (see :class:`VideoDepthStream`)."""
+    stream = VideoDepthStream(network, input_size)
+    for frame in frames:
+        yield stream(frame)

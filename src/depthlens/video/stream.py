@@ -57,6 +57,10 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int | None], None]
+# How a model that sees time runs over a video, and the family function for each mode.
+VideoMode = Literal["windowed", "streaming"]
+_CLIP_RUNNERS = {"windowed": "iter_video_depth", "streaming": "iter_video_depth_streaming"}
+ClipPredictor = Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]]
 # The frames' camera: one Camera, or a function of the frame size (width, height) giving
 # it, as the CLI's --fx/--fov flags do (their principal point is the frame's centre).
 CameraSpec = Camera | Callable[[int, int], Camera]
@@ -149,6 +153,7 @@ def predict_video(
     batch_size: int = 4,
     camera: CameraSpec | None = None,
     on_progress: Progress | None = None,
+    video_mode: VideoMode = "windowed",
 ) -> VideoDepthOutputs:
     """Predict the depth of every frame of ``video`` and write it to ``out_dir``.
 
@@ -192,15 +197,23 @@ def predict_video(
     without it each frame gets ``Camera.default``.
     ``on_progress(frames_done, total)`` is
     called after each batch; ``total`` is None when the file does not say.
+
+    A model that sees time (Video Depth Anything) predicts the video itself, and no
+    stabiliser runs: ``video_mode="windowed"`` is its official windowed inference
+    (best consistency, depth comes out a window behind), ``"streaming"`` its
+    streaming mode (each frame's depth from that frame and cached past frames). Any
+    other model predicts frame by frame and takes ``"windowed"`` only (UsageError).
     """
     started = time.perf_counter()
     _check_options(lossless, colormap, chunk_frames, batch_size)
+    clip = clip_predictor(estimator, video_mode)
+    if clip is None and video_mode != "windowed":
+        raise UsageError(
+            f"Video mode '{video_mode}' is for models that see time "
+            f"(video-depth-anything-*); {estimator.name} predicts each frame on its own."
+        )
     # A model that sees time (its own windows over the clip) needs no stabiliser.
-    stabilizer = (
-        DepthStabilizer(estimator.kind, smoothing)
-        if stabilize and clip_predictor(estimator) is None
-        else None
-    )
+    stabilizer = DepthStabilizer(estimator.kind, smoothing) if stabilize and clip is None else None
     source = Path(video)
     with VideoReader(source) as reader:
         info = reader.info
@@ -219,6 +232,7 @@ def predict_video(
             with VideoWriter(out / f"{name}.mp4", fps) as colour:
                 frames, colour_range = _stream(
                     estimator,
+                    clip,
                     reader,
                     source,
                     stabilizer,
@@ -307,6 +321,7 @@ def _check_options(lossless: str, colormap: str, chunk_frames: int, batch_size: 
 
 def _stream(
     estimator: DepthPredictor,
+    clip: ClipPredictor | None,
     reader: VideoReader,
     source: Path,
     stabilizer: DepthStabilizer | None,
@@ -324,7 +339,8 @@ def _stream(
     first_range = (0.0, 0.0)
     if on_progress is not None:  # the total from the header, before the first batch
         on_progress(0, reader.info.frame_count)
-    for depths in _depth_batches(estimator, reader, source, stabilizer, batch_size, camera):
+    batches = _depth_batches(estimator, clip, reader, source, stabilizer, batch_size, camera)
+    for depths in batches:
         if colour_range is None:
             colour_range = _ColourRange(kind, depths)
             first_range = (colour_range.low, colour_range.high)
@@ -342,6 +358,7 @@ def _stream(
 
 def _depth_batches(
     estimator: DepthPredictor,
+    clip: ClipPredictor | None,
     reader: VideoReader,
     source: Path,
     stabilizer: DepthStabilizer | None,
@@ -349,9 +366,8 @@ def _depth_batches(
     camera: CameraSpec | None,
 ) -> Iterator[list[np.ndarray]]:
     """The video's depth, ``batch_size`` frames at a time: from the family's own clip
-    inference when it has one (``clip_predictor``), else frame by frame
+    inference ``clip`` when it has one (``clip_predictor``), else frame by frame
     (``predict_frames``)."""
-    clip = clip_predictor(estimator)
     if clip is not None:
         yield from _batches(clip(iter(reader)), batch_size)
         return
@@ -362,18 +378,22 @@ def _depth_batches(
 
 
 def clip_predictor(
-    estimator: DepthPredictor,
-) -> Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]] | None:
+    estimator: DepthPredictor, video_mode: VideoMode = "windowed"
+) -> ClipPredictor | None:
     """A family that sees time predicts a whole video itself: its module's
-    ``iter_video_depth(network, frames)`` (windows over the clip, bounded memory), on
-    the estimator's torch network; None for per-frame families."""
+    ``iter_video_depth(network, frames)`` (windows over the clip) or, for
+    ``video_mode="streaming"``, ``iter_video_depth_streaming`` (one frame at a time),
+    on the estimator's torch network, both in bounded memory; None for per-frame
+    families."""
+    if video_mode not in _CLIP_RUNNERS:
+        raise UsageError(f"Unknown video mode '{video_mode}': use windowed or streaming.")
     spec = getattr(estimator, "spec", None)
     network = getattr(estimator, "network", None)
     if spec is None or network is None:
         return None
     from depthlens.models.weights import family_module
 
-    run = getattr(family_module(spec.family), "iter_video_depth", None)
+    run = getattr(family_module(spec.family), _CLIP_RUNNERS[video_mode], None)
     if run is None:
         return None
     return lambda frames: run(network, frames)
