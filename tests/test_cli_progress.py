@@ -25,6 +25,7 @@ from rich.progress import Task, TaskID
 from depthlens.cli.common import _RateColumn, _TimeLeftColumn, task_rate
 from depthlens.cli.predict import _Reporter, summary_rates
 from depthlens.io.video import write_video
+from depthlens.models.tiling import DEFAULT_OVERLAP, plan_tiles
 from depthlens.pipeline import InputResult, PredictReport
 from tests.hostile import encode, photo
 
@@ -122,11 +123,13 @@ def runs(tmp_path_factory):
     (root / "room.png").write_bytes(encode(photo(48, 64, seed=3)))
     scene = photo(48, 64, seed=4)
     write_video(root / "slide.mp4", (np.roll(scene, 2 * k, axis=1) for k in range(6)), 6.0)
+    (root / "large.png").write_bytes(encode(photo(480, 640, seed=5)))
     commands = {
         "parallax": [*CLI, "effect", "parallax", "room.png", "-o", "p.mp4", "--frames", "5"],
         "bokeh": [*CLI, "effect", "bokeh", "room.png", "-o", "b.png", "--aperture", "6"],
         "video": [*CLI, "predict", "slide.mp4", "-o", "depth", "--batch-size", "2"],
         "video effect": [*CLI, "effect", "stereo", "slide.mp4", "-o", "s.mp4"],
+        "tiles": [*CLI, "predict", "large.png", "-o", "tiled", "-f", "npy", "--tiles", "3"],
     }
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
     # Four at once on a small machine: one thread each, or they mostly wait for cores.
@@ -183,3 +186,15 @@ def test_a_run_of_videos_alone_reports_frames_per_second(runs):
     summary = " ".join(runs["video"]().stdout.split())
     assert re.search(r"1 of 1 inputs -> \S+ in [0-9.]+ s \([0-9.]+ frames/s\)", summary), summary
     assert "images/s" not in summary
+
+
+def test_a_tiled_photo_has_a_bar_of_its_passes(runs):
+    result = runs["tiles"]()
+    assert result.returncode == 0, result.stderr
+    passes = 1 + len(plan_tiles(480, 640, 3, DEFAULT_OVERLAP, 256))  # the global pass too
+    bars = [f for f in _frames(result.stderr) if f.startswith("large.png tiles ")]
+    assert bars and all(re.match(rf"large.png tiles \d+/{passes} ", bar) for bar in bars), bars
+    assert any(bar.startswith(f"large.png tiles {passes}/{passes} ") for bar in bars)
+    folder = re.search(r"-> (\S+) in", " ".join(result.stdout.split()))
+    assert folder is not None, result.stdout
+    assert np.load(Path(folder.group(1)) / "large-depth.npy").shape == (480, 640)

@@ -64,6 +64,7 @@ USAGE_ERRORS = {
     "bad value": ["predict", "photo.png", "-o", "out", "--batch-size", "0"],
     "quiet and verbose": ["-q", "-v", "models"],
     "bare effect": ["effect"],
+    "bad tiles": ["predict", "photo.png", "-o", "out", "--tiles", "lots"],
 }
 # Every verb the command has, as its --help lists them.
 VERBS = [command.name for command in app.registered_commands if command.name]
@@ -151,7 +152,7 @@ def test_a_usage_error_is_one_line_and_exit_2(runs, case):
     assert "Traceback" not in result.stderr
     assert not any(box in result.stderr + result.stdout for box in BOXES)
     assert result.stdout == ""
-    if case != "quiet and verbose":  # the parser's own errors point at the help
+    if case not in ("quiet and verbose", "bad tiles"):  # the parser's errors point at the help
         assert re.search(r"\(see depthlens( predict| effect)? --help\)\.$", lines[0]), lines[0]
 
 
@@ -165,6 +166,7 @@ def test_what_each_usage_error_says(runs):
     assert said["bare effect"] == ("error: Missing argument 'NAME' (see depthlens effect --help).")
     assert "Missing option '-o' / '--output'" in said["missing output"]
     assert "'--batch-size'" in said["bad value"]
+    assert said["bad tiles"] == "error: Tiles must be auto or a whole number from 1 to 16."
     assert said["quiet and verbose"] == "error: Give --quiet or --verbose, not both."
 
 

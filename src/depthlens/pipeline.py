@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -46,6 +47,7 @@ from depthlens.io.outputs import (
 )
 from depthlens.io.remote import STDIN, is_url, read_stdin, url_file_name
 from depthlens.models.estimator import DepthResult, Estimator
+from depthlens.models.tiling import TileOptions
 from depthlens.models.weights import weights_sha256
 from depthlens.viz.colormaps import COLORMAPS
 
@@ -263,6 +265,10 @@ class UnitWork:
     camera: CameraFactory | None = None
     # (file, scale): the prompt depth of the one image of the run (--prompt-depth)
     prompt: tuple[str, float | None] | None = None
+    tiling: TileOptions | None = None  # --tiles: each image merged from tiles
+    # (input, passes done, passes in all) of a tiled image, in this process only: a
+    # batch engine drops it before the work travels
+    on_passes: Callable[[str, int, int], None] | None = field(default=None, compare=False)
 
     def run(
         self, estimator: Estimator, unit: Unit, on_image: Callable[[], None] | None = None
@@ -286,7 +292,7 @@ class UnitWork:
                     decided[index] = InputResult.failed(str(source), exc)
                     _tick(on_image)
             images = [image for _, _, _, image in loaded]
-            outcomes = predict_each(estimator, images, self.batch_size)
+            outcomes = predict_each(estimator, images, self.batch_size, self.tiling, self.on_passes)
             for (index, source, key, image), outcome in zip(loaded, outcomes, strict=True):
                 if isinstance(outcome, str):
                     decided[index] = InputResult(str(source), error=outcome)
@@ -379,6 +385,7 @@ def predict_files(
     align_to: PathLike | None = None,
     prompt_depth: PathLike | None = None,
     prompt_scale: float | None = None,
+    tiling: TileOptions | None = None,
     video: VideoOptions | None = None,
     input_list: PathLike | None = None,
     resume: bool = False,
@@ -389,6 +396,7 @@ def predict_files(
     on_result: Callable[[InputResult], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     on_video_progress: Callable[[Path, int, int | None], None] | None = None,
+    on_tile_progress: Callable[[str, int, int], None] | None = None,
 ) -> PredictReport:
     """Predict the depth of image and video files and write it under ``output_dir``.
 
@@ -407,8 +415,9 @@ def predict_files(
     (``geometry.metric_points``) and turns it into meters. ``prompt_depth`` (one image
     only) is the metric depth map a prompt-depth model takes beside it (a 16-bit PNG in
     millimetres or an NPY/NPZ in meters, times ``prompt_scale`` when given:
-    ``io.prompt_depth``). Videos are streamed as
-    ``VideoOptions`` says.
+    ``io.prompt_depth``). ``tiling`` merges each image's depth from a global pass and
+    overlapping tiles (``models.tiling``: detail for large photos); videos are not
+    tiled. Videos are streamed as ``VideoOptions`` says.
 
     ``input_list`` is a text file of image paths, one per line (blank lines and lines
     starting with ``#`` skipped), read as a stream after ``inputs`` (which may then be
@@ -433,7 +442,8 @@ def predict_files(
     time. ``on_result`` gets each input's ``InputResult`` as it is decided,
     ``on_progress(done, total)`` counts images (from before the first),
     ``on_video_progress(path, frames, total)`` a video's frames (``(path, 0, None)`` as
-    it starts; ``total`` is None while unknown). Raises ``UsageError`` (bad formats,
+    it starts; ``total`` is None while unknown), ``on_tile_progress(input, passes,
+    total)`` the passes of a tiled image (local engine). Raises ``UsageError`` (bad formats,
     colormap, options, or nothing found at all) or ``WeightsError`` before any output
     is written.
     """
@@ -488,6 +498,8 @@ def predict_files(
 
         read_prompt_depth(Path(prompt_depth), prompt_scale)  # unreadable: fail before any output
     _check_prompt_model(model, weights, prompt_depth is not None)
+    if tiling is not None and prompt_depth is not None:
+        raise UsageError("Tiles cannot share one prompt depth; run prompt-depth models untiled.")
     chunks = _found_chunks(found, lines)
     first_items, first_skipped = sink.plan(next(chunks, []), root)
     log = _ReportFile(report_file)
@@ -521,7 +533,7 @@ def predict_files(
         _report_progress(on_progress, done, total)
 
     prompt = None if prompt_depth is None else (str(prompt_depth), prompt_scale)
-    work = UnitWork(sink, max(1, batch_size), max_pixels, camera, prompt)
+    work = UnitWork(sink, max(1, batch_size), max_pixels, camera, prompt, tiling, on_tile_progress)
     units = _units(more_items(), sink.unit or work.batch_size * engine.batches_per_unit)
     try:
         if first_items or lines is not None:  # the clock of the rate starts before the first
@@ -797,11 +809,24 @@ def _report_progress(callback: Callable[[int, int], None] | None, done: int, tot
 
 
 def predict_each(
-    estimator: Estimator, images: list[Image], batch_size: int
+    estimator: Estimator,
+    images: list[Image],
+    batch_size: int,
+    tiling: TileOptions | None = None,
+    on_passes: Callable[[str, int, int], None] | None = None,
 ) -> Iterator[DepthResult | str]:
     """Each image's result, in order; if the batch fails (out of memory, say), each image
-    alone, so one bad image costs only itself. A failure is given as its reason."""
+    alone, so one bad image costs only itself. A failure is given as its reason. With
+    ``tiling``, ``on_passes(source, done, total)`` follows each image's passes."""
     if not images:
+        return
+    if tiling is not None:
+        for image in images:
+            passes = None if on_passes is None else partial(on_passes, image.source)
+            try:
+                yield estimator.predict_images([image], batch_size, tiling, passes)[0]
+            except Exception as exc:  # out of memory, a shape the network refuses: this one
+                yield f"the model failed on it ({failure_reason(exc)})"
         return
     try:
         results = estimator.predict_images(images, batch_size)

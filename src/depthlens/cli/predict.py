@@ -49,6 +49,7 @@ from depthlens.cli.common import (
 from depthlens.errors import UsageError
 from depthlens.geometry.camera import Camera
 from depthlens.io.images import DEFAULT_MAX_PIXELS
+from depthlens.models.tiling import DEFAULT_OVERLAP, TileOptions
 from depthlens.models.weights import describe_weights
 from depthlens.pipeline import (
     OUTPUT_FORMATS,
@@ -105,6 +106,25 @@ PromptScaleOption = Annotated[
     typer.Option(
         "--prompt-scale",
         help="Multiplies --prompt-depth values into meters (default: 0.001 for PNG, 1 for NPY).",
+    ),
+]
+TilesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tiles",
+        help="Detail for large photos: merge a global pass with overlapping tiles at the "
+        "model's input size; auto (from the photo's size) or N tiles along the long side.",
+        show_default=False,
+    ),
+]
+TileOverlapOption = Annotated[
+    float, typer.Option("--tile-overlap", help="--tiles: fraction of a tile its neighbour shares.")
+]
+UpsampleOption = Annotated[
+    str,
+    typer.Option(
+        help="How the depth reaches the photo's size: bilinear, or guided (edges snapped "
+        "to the photo's); auto: guided with --tiles. guided without --tiles: of one pass.",
     ),
 ]
 StabilizeOption = Annotated[
@@ -173,6 +193,9 @@ def predict(
     align_to: AlignToOption = None,
     prompt_depth: PromptDepthOption = None,
     prompt_scale: PromptScaleOption = None,
+    tiles: TilesOption = None,
+    tile_overlap: TileOverlapOption = DEFAULT_OVERLAP,
+    upsample: UpsampleOption = "auto",
     stabilize: StabilizeOption = True,
     smoothing: SmoothingOption = 0.0,
     lossless: LosslessOption = "png16",
@@ -198,6 +221,8 @@ def predict(
         raise UsageError("Give the images to predict: files, folders, globs or --input-list.")
     given["engine"] = engine_from_options(engine, ray_address, actors, cpus_per_actor)
     given["report_file"] = report
+    if tiles is not None or upsample != "auto":
+        given["tiling"] = TileOptions.parse(tiles or "1", tile_overlap, upsample)
     given["keep_results"] = input_list is None  # a streamed list keeps counts only
     pixels = int(max_megapixels * 1e6)
     _run(inputs or [], output, pixels, camera, video, given, allow_truncated)
@@ -225,6 +250,7 @@ def _run(
                 on_result=reporter.result,
                 on_progress=reporter.progress,
                 on_video_progress=reporter.video_progress,
+                on_tile_progress=reporter.tile_progress,
                 **given,
             )
         except KeyboardInterrupt:
@@ -246,8 +272,10 @@ class _Reporter:
         self._task: TaskID | None = None
         self._video: Path | None = None
         self._video_started = 0.0
+        self._tiled: str | None = None  # the image whose tiles the bar follows
         self._written = 0
         self._total = 0
+        self._done = 0
 
     def __enter__(self) -> _Reporter:
         return self
@@ -281,7 +309,9 @@ class _Reporter:
         raise typer.Exit(130)
 
     def progress(self, done: int, total: int) -> None:
-        self._total = total
+        self._total, self._done = total, done
+        if self._tiled is not None:  # a tiled run: the bars follow each image's passes
+            return
         if self._bar is None:
             self._open("depth", "img/s", total, done, time.monotonic())
         if self._bar is not None and self._task is not None:
@@ -293,6 +323,15 @@ class _Reporter:
             self._video, self._video_started = path, time.monotonic()
         if self._bar is None and (total is not None or done > 0):
             self._open(path.name, "frames/s", total, 0, self._video_started)
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
+    def tile_progress(self, name: str, done: int, total: int) -> None:
+        if self._tiled != name:  # a new image: a bar for its passes, labelled with its place
+            self._close()
+            self._tiled = name
+            place = f" ({self._done + 1}/{self._total})" if self._total > 1 else ""
+            self._open(f"{Path(name).name}{place} tiles", "passes/s", total, 0, time.monotonic())
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done, total=total)
 

@@ -30,7 +30,7 @@ import logging
 import os
 import pickle
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from depthlens.errors import UsageError
@@ -152,7 +152,7 @@ class RayEngine:
             batch_size=1,
             compute=ActorPoolStrategy(size=self.actors_used),
             fn_constructor_kwargs={
-                "work": work,
+                "work": replace(work, on_passes=None),  # a callback of this process
                 "choice": choice,
                 "threads": threads,
                 "windows": windows,

@@ -9,7 +9,7 @@ batches, runs the network and times the stages, the same for every family.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
@@ -36,6 +36,7 @@ from depthlens.models.hooks import (
     resize_output,
 )
 from depthlens.models.spec import DepthKind, ModelSpec
+from depthlens.models.tiling import DEFAULT_OVERLAP, TileOptions, predict_tiled
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -170,7 +171,13 @@ class Estimator:
 
     @overload
     def predict(
-        self, inputs: list[object] | tuple[object, ...], batch_size: int = ...
+        self,
+        inputs: list[object] | tuple[object, ...],
+        batch_size: int = ...,
+        *,
+        tiles: int | str | None = ...,
+        tile_overlap: float = ...,
+        upsample: str = ...,
     ) -> list[DepthResult]: ...
     @overload
     def predict(
@@ -180,6 +187,9 @@ class Estimator:
         *,
         prompt_depth: PromptSource | None = ...,
         prompt_scale: float | None = ...,
+        tiles: int | str | None = ...,
+        tile_overlap: float = ...,
+        upsample: str = ...,
     ) -> DepthResult: ...
 
     def predict(
@@ -189,6 +199,9 @@ class Estimator:
         *,
         prompt_depth: PromptSource | None = None,
         prompt_scale: float | None = None,
+        tiles: int | str | None = None,
+        tile_overlap: float = DEFAULT_OVERLAP,
+        upsample: str = "auto",
     ) -> DepthResult | list[DepthResult]:
         """Depth for one image or a list of images.
 
@@ -201,7 +214,19 @@ class Estimator:
         NPY/NPZ (meters) file; ``prompt_scale`` turns its numbers into meters instead
         (``depthlens.io.prompt_depth``). For lists, attach one to each ``Image`` with
         ``depthlens.io.prompt_depth.with_prompt``.
+
+        ``tiles`` (``"auto"`` or a count along the long side) adds detail to large
+        photos: a global pass merged with overlapping tiles at the model's input side,
+        ``tile_overlap`` of a tile shared between neighbours, the merged map brought to
+        the photo's size by ``upsample`` (``guided`` by the photo's edges, which
+        ``auto`` means with tiles, or ``bilinear``; ``guided`` without ``tiles`` is one
+        pass upsampled so); ``depthlens.models.tiling`` says how.
         """
+        tiling = (
+            None
+            if tiles is None and upsample == "auto"
+            else TileOptions.parse(tiles or 1, tile_overlap, upsample)
+        )
         if isinstance(inputs, list | tuple):
             if prompt_depth is not None:
                 raise UsageError(
@@ -209,21 +234,33 @@ class Estimator:
                     "with depthlens.io.prompt_depth.with_prompt."
                 )
             images = [item if isinstance(item, Image) else load_image(item) for item in inputs]
-            return self.predict_images(images, batch_size)
+            return self.predict_images(images, batch_size, tiling)
         image = inputs if isinstance(inputs, Image) else load_image(inputs)  # type: ignore[arg-type]
         if prompt_depth is not None:
             image = with_prompt(image, prompt_depth, prompt_scale)
-        return self.predict_images([image], batch_size)[0]
+        return self.predict_images([image], batch_size, tiling)[0]
 
     @torch.inference_mode()
-    def predict_images(self, images: Sequence[Image], batch_size: int = 4) -> list[DepthResult]:
+    def predict_images(
+        self,
+        images: Sequence[Image],
+        batch_size: int = 4,
+        tiling: TileOptions | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[DepthResult]:
         """Depth for already-loaded images, batched by network input size.
 
         Each image is prepared by the family's hooks; prepared inputs of one shape go
         through the network up to ``batch_size`` at a time, in order; each image's rows
         of the output are finished by the hooks. Timings are per image (the forward
         pass split evenly over its batch).
+
+        With ``tiling``, each image is merged from a global pass and tiles
+        (``tiling.predict_tiled``), the tiles batched; ``progress(done, total)`` follows
+        each image's passes.
         """
+        if tiling is not None:
+            return [predict_tiled(self, image, tiling, batch_size, progress) for image in images]
         step = max(1, batch_size)
         if not self.spec.takes_prompt_depth:
             for image in images:

@@ -379,7 +379,7 @@ def _prompt_depth_anything_rows() -> list[ModelSpec]:
                 family="prompt_depth_anything",
                 variant=size,
                 description=f"Prompt Depth Anything {size[3:].upper()}: DINOv2 ViT + DPT head "
-                "prompted by low-res metric depth (e.g. iPhone LiDAR; needs --prompt-depth)",
+                "prompted by low-res metric depth (e.g. iPhone LiDAR; needs a depth prompt)",
                 input=InputPolicy(
                     size=(1008, 1008),
                     method="upper_bound",

@@ -54,6 +54,7 @@ from depthlens.geometry.camera import MAX_FOV_DEG, MIN_FOV_DEG
 from depthlens.io.video import MAX_FPS, MIN_FPS
 from depthlens.models.estimator import Estimator
 from depthlens.models.registry import MODELS
+from depthlens.models.tiling import DEFAULT_OVERLAP, MAX_TILES, UPSAMPLES, TileOptions
 from depthlens.serve.cache import DepthCache
 from depthlens.serve.errors import ApiError, install_error_handlers, quoted
 from depthlens.serve.jobs import DepthJob, EffectJob, OutputFormat, Upload, depth_job, effect_job
@@ -251,6 +252,28 @@ PromptScaleField = Annotated[
 ]
 
 
+TilesField = Annotated[
+    str | None,
+    Form(
+        description="Detail for large photos: merge a global pass with overlapping tiles "
+        f"at the model's input size; auto, or 1 to {MAX_TILES} tiles along the long side. "
+        "Not for prompt-depth models.",
+    ),
+]
+TileOverlapField = Annotated[
+    float,
+    Form(ge=0.05, le=0.5, description="With tiles: the fraction of a tile its neighbour shares."),
+]
+UpsampleField = Annotated[
+    str,
+    Form(
+        description="How the depth reaches the photo's size: bilinear, or guided (edges "
+        "snapped to the photo's; without tiles, of the one pass); auto: guided with tiles.",
+        json_schema_extra={"enum": list(UPSAMPLES)},
+    ),
+]
+
+
 def _error_doc(description: str, **extra: Any) -> dict[str, Any]:
     """The OpenAPI entry of an error status: the ErrorBody schema and what it means."""
     return {"model": ErrorBody, "description": description, **extra}
@@ -329,6 +352,9 @@ async def predict_depth(
     fov: FovField = None,
     prompt_depth: PromptField = None,
     prompt_scale: PromptScaleField = None,
+    tiles: TilesField = None,
+    tile_overlap: TileOverlapField = DEFAULT_OVERLAP,
+    upsample: UpsampleField = "auto",
 ) -> Response:
     """Estimate the depth of the uploaded photo, at its own size.
 
@@ -337,11 +363,14 @@ async def predict_depth(
     carries the whole map in base64 (about 5.4 bytes a pixel): photos above
     `json_megapixels` (16 MP by default) get 413 there; ask for `format=npy` or `png16`.
     A prompt-depth model (prompt-depth-anything-*) needs `prompt_depth` beside the photo.
+    `tiles` adds detail to large photos (a global pass merged with tiles; slower by
+    about the number of tiles).
     """
     settings = _settings(request)
     upload = _posted_photo(
         request, image, model, fov, time.perf_counter(), prompt_depth, prompt_scale
     )
+    upload = replace(upload, tiling=_tiling(upload, tiles, tile_overlap, upsample))
     if output_format == "json" and (include_depth or include_color):
         upload = _with_limit(
             upload,
@@ -350,6 +379,21 @@ async def predict_depth(
         )
     job = DepthJob(upload, colormap, output_format, include_depth, include_color)
     return await _run_on_pool(request, functools.partial(depth_job, job), upload.gone)
+
+
+def _tiling(upload: Upload, tiles: str | None, overlap: float, upsample: str) -> TileOptions | None:
+    """The tiling the form asks for (None: one pass); 422 ApiError for values out of
+    range or a prompt-depth model."""
+    if tiles is None and upsample == "auto":
+        return None
+    if upload.estimator.spec.takes_prompt_depth:
+        raise ApiError(
+            422, "invalid_parameter", "Prompt-depth models run untiled; leave out 'tiles'."
+        )
+    try:
+        return TileOptions.parse(tiles or "1", overlap, upsample)
+    except UsageError as exc:
+        raise ApiError(422, "invalid_parameter", str(exc)) from None
 
 
 def _with_limit(upload: Upload, max_pixels: int, note: str) -> Upload:

@@ -34,6 +34,7 @@ from depthlens.io.images import Image, load_image
 from depthlens.io.prompt_depth import with_prompt
 from depthlens.io.video import VideoWriter
 from depthlens.models.estimator import DepthResult, Estimator
+from depthlens.models.tiling import TileOptions
 from depthlens.models.weights import weights_sha256
 from depthlens.serve.cache import DepthCache
 from depthlens.serve.errors import ApiError, plain_text
@@ -73,6 +74,7 @@ class Upload:
     prompt: BinaryIO | None = None
     prompt_label: str = ""
     prompt_scale: float | None = None
+    tiling: TileOptions | None = None  # the form's tiles: the depth merged from tiles
 
     def check_client(self) -> None:
         """Raise ClientGone once the client has left."""
@@ -221,10 +223,11 @@ def photo_and_depth(
     upload.check_client()
     data, fov, cache = upload.file.read(), upload.fov, upload.cache
     prompt = upload.prompt.read() if upload.prompt is not None else None
+    asked = [f"fov={fov}" if fov is not None else "", f"{upload.tiling}" if upload.tiling else ""]
     key = DepthCache.key(
         upload.estimator.name,
         data,
-        f"fov={fov}" if fov is not None else "",
+        ";".join(part for part in asked if part),
         prompt,
         repr(upload.prompt_scale),
     )
@@ -242,7 +245,13 @@ def photo_and_depth(
             image = _with_prompt(image, prompt, upload)
         decoded = time.perf_counter()
         upload.check_client()
-        result = upload.estimator.predict(image)
+        tiling = upload.tiling
+        if tiling is None:
+            result = upload.estimator.predict(image)
+        else:
+            result = upload.estimator.predict(
+                image, tiles=tiling.tiles, tile_overlap=tiling.overlap, upsample=tiling.upsample
+            )
         predicted = time.perf_counter()
         cache.put(key, image, result)
     headers = {
