@@ -14,13 +14,53 @@ import torch
 import depthlens
 from depthlens.errors import UsageError
 from depthlens.models import backends
+from depthlens.models import prompt_depth_anything as pda
 from depthlens.models.backends import OutputLayout, check_choice, pytorch
 from depthlens.models.backends import cache as compiled
 from depthlens.models.backends.pytorch import cpu_has_bf16
 from depthlens.models.metric3d import Metric3DOutput
+from tests.checkpoints import random_state_dict
 
 SQUARE = Path(__file__).resolve().parent.parent / "expected" / "inputs" / "square.png"
 CLI = [sys.executable, "-c", "from depthlens.cli import main; main()"]
+
+
+# Prompt Depth Anything with a 4 x 4 position grid, for the ONNX Runtime and OpenVINO
+# tests of a network with two inputs (the image and the prompt depth).
+TINY_PDA = pda.PDAConfig(
+    width=32,
+    depth=5,
+    heads=2,
+    features=16,
+    out_channels=(8, 16, 32, 32),
+    hooked_blocks=(0, 2, 3, 4),
+    head_hidden=8,
+    image_size=56,
+)
+
+
+def random_weights(network: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """``network`` with deterministic random weights of visible size (tests/checkpoints;
+    transformers' own initialisation left a tiny ZoeDepth's depth constant to 1e-7)."""
+    layout = {key: tuple(value.shape) for key, value in network.state_dict().items()}
+    network.load_state_dict(random_state_dict(layout, seed), strict=True)
+    return network.eval()
+
+
+def tiny_prompt_depth_anything(seed: int = 0) -> torch.nn.Module:
+    """``TINY_PDA`` with deterministic random weights."""
+    return random_weights(pda.build_network(TINY_PDA), seed)
+
+
+def prompt_batch(
+    size: tuple[int, int], prompt: tuple[int, int], seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of 2 network inputs of Prompt Depth Anything: images of ``size`` and
+    prompt depths of ``prompt`` (h, w), 0.2 to 6 m."""
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.randn(2, 3, *size, generator=generator)
+    depth = 0.2 + 5.8 * torch.rand(2, 1, *prompt, generator=generator)
+    return image, depth
 
 
 def share_of_range(ours: np.ndarray, reference: np.ndarray) -> float:
@@ -49,6 +89,18 @@ def test_choices_that_cannot_work_are_one_sentence(backend, precision, says):
     with pytest.raises(UsageError) as info:
         check_choice(backend, precision)
     assert says in str(info.value)
+
+
+def test_zoedepth_nk_alone_is_refused_outside_torch():
+    backends.refuse_export(depthlens.MODELS["zoedepth-nyu"])
+    backends.refuse_export(depthlens.MODELS["prompt-depth-anything-vits"])
+    with pytest.raises(UsageError) as info:
+        backends.refuse_export(depthlens.MODELS["zoedepth-nyu-kitti"])
+    assert str(info.value) == (
+        "zoedepth-nyu-kitti runs on the torch backend only: its classifier picks the NYU "
+        "or KITTI bins head per image with a Python value, which a trace would freeze "
+        "into one head."
+    )
 
 
 def test_a_missing_backend_package_names_the_extra(monkeypatch):

@@ -26,6 +26,7 @@ from depthlens.models import depth_anything as da
 from depthlens.models import depth_anything_3 as da3
 from depthlens.models import dpt
 from depthlens.models import metric3d as m3d
+from depthlens.models import zoedepth as zd
 from depthlens.models.backends import OutputLayout, cache, make_runner
 from depthlens.models.backends import export as export_module
 from depthlens.models.backends import onnxruntime as ort_backend
@@ -37,6 +38,9 @@ from depthlens.models.spec import ModelSpec
 from depthlens.models.weights import BUNDLED_DIR
 from tests.checkpoints import random_state_dict
 from tests.models import test_depth_anything_3 as da3_tests
+from tests.models.test_backends import prompt_batch, tiny_prompt_depth_anything
+from tests.models.test_zoedepth import TINY as TINY_ZOE
+from tests.models.test_zoedepth import TINY_K as TINY_ZOE_K
 
 onnxruntime = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -171,6 +175,18 @@ CASES = {
             (28, 84),
             ((56, 56), (84, 56)),
         ),
+        Case(  # BEiT: a 24 x 24 relative position bias, resized to the input's grid
+            "zoedepth-nyu",
+            lambda: _random(zd.build_network(TINY_ZOE)),
+            (64, 96),
+            ((96, 64), (128, 128)),
+        ),
+        Case(  # normed bin centres
+            "zoedepth-kitti",
+            lambda: _random(zd.build_network(TINY_ZOE_K)),
+            (64, 96),
+            ((96, 64), (128, 128)),
+        ),
     )
 }
 
@@ -264,16 +280,19 @@ def test_export_has_free_axes_and_metadata(exported: Exported) -> None:
     assert meta["mean"] == ",".join(map(str, spec.input.mean))
     assert meta["depthlens_version"] == export_module.depthlens_version()
     assert len(meta["weights_sha256"]) == 64
-    assert meta["preprocessing"] == ("letterbox" if spec.family == "metric3d" else "resize")
+    done = {"metric3d": "letterbox", "zoedepth": "reflect-pad, resize"}
+    assert meta["preprocessing"] == done.get(spec.family, "resize")
 
 
-# The generic hooks (resize, bicubic back) and Metric3D's (letterbox, named outputs); the
-# other families' hooks are the generic ones.
+# The generic hooks (resize, bicubic back), Metric3D's (letterbox, named outputs) and
+# ZoeDepth's (reflect padding, cropped back); the other families' hooks are the generic
+# ones.
 @pytest.mark.parametrize(
     "exported",
     [
         "depthlens-small",
         "metric3d-v2-small",
+        "zoedepth-nyu",
         "depth-anything-3-small",
         "depth-anything-3-mono-large",
     ],
@@ -302,6 +321,93 @@ def test_bundled_export_records_its_weights_sha256(exported: Exported) -> None:
     weights = Path(exported.weights).read_bytes()
     assert meta["weights_sha256"] == hashlib.sha256(weights).hexdigest()
     assert meta["input_size"] == "256x256" and meta["resize_method"] == "upper_bound"
+
+
+# ------------------------------------------- two inputs: Prompt Depth Anything
+
+PDA = get_spec("prompt-depth-anything-vits")
+
+
+@pytest.fixture(scope="module")
+def prompted(home: Path) -> tuple[nn.Module, OnnxRuntimeRunner]:
+    """A tiny Prompt Depth Anything exported into the cache at a small size, and a
+    runner on that entry."""
+    network = tiny_prompt_depth_anything()
+    folder = cache.entry_dir(PDA, cache.weights_key(network, ""), "onnxruntime", "fp32")
+    export_onnx(PDA, network, folder / "model.onnx", size=(42, 70))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ort_backend, "export_onnx", no_export)
+        return network, OnnxRuntimeRunner(PDA, network, CPU)
+
+
+def test_prompt_depth_is_a_second_input_with_sizes_of_its_own(
+    prompted: tuple[nn.Module, OnnxRuntimeRunner],
+) -> None:
+    network, runner = prompted
+    summary = onnx_summary(runner.path)
+    assert summary["inputs"] == {
+        "image": ("batch", 3, "height", "width"),
+        "prompt_depth": ("batch", 1, "prompt_height", "prompt_width"),
+    }
+    assert summary["outputs"] == {"depth": ("batch", "height", "width")}
+    assert summary["metadata"]["inputs"] == "image,prompt_depth"
+    # neither the traced image (42 x 70) nor its prompt (10 x 17)
+    for seed, (size, prompt) in enumerate((((56, 56), (8, 8)), ((84, 56), (30, 20)))):
+        image, depth = prompt_batch(size, prompt, seed)
+        with torch.no_grad():
+            expected = network(image, depth).numpy()
+        got = runner(image, depth).numpy()
+        assert got.shape == (2, *size)
+        assert _share_of_range(expected, got) < FP32_TOLERANCE, (size, prompt)
+
+
+def test_estimator_on_onnxruntime_gives_the_torch_prompted_depth(
+    prompted: tuple[nn.Module, OnnxRuntimeRunner], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from depthlens.io.images import Image
+    from depthlens.io.prompt_depth import with_prompt
+
+    monkeypatch.setattr(ort_backend, "export_onnx", no_export)
+    network, _ = prompted
+    rng = np.random.default_rng(4)
+    images = [
+        with_prompt(
+            Image(rng.integers(0, 256, (45, 60, 3), dtype=np.uint8), None, f"<{index}>"),
+            rng.uniform(0.3, 4.0, (12, 16)).astype(np.float32),
+        )
+        for index in range(3)
+    ]
+    on_torch = Estimator(PDA, network, "cpu")
+    on_ort = Estimator(PDA, network, "cpu", backend="onnxruntime")
+    assert on_ort.backend == "onnxruntime"
+    # batches of 2 and 1 (the same network input size), each with its own prompt
+    for want, have in zip(
+        on_torch.predict_images(images), on_ort.predict_images(images, 2), strict=True
+    ):
+        assert have.depth.shape == (45, 60) and have.kind == "metric"
+        assert _share_of_range(want.depth, have.depth) < FP32_TOLERANCE
+
+
+def test_export_command_writes_both_inputs_of_prompt_depth_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from depthlens.cli.export import export
+
+    network = tiny_prompt_depth_anything(seed=1)  # in place of the zoo's weights
+    monkeypatch.setattr(depthlens, "load_model", lambda *args: Estimator(PDA, network, "cpu"))
+    export("prompt-depth-anything-vits", tmp_path / "pda.onnx")
+    line = capsys.readouterr().out.strip()
+    assert line.endswith(
+        ": image (batch, 3, height, width), prompt_depth (batch, 1, prompt_height, "
+        "prompt_width) -> depth (batch, height, width)."
+    )
+    path = tmp_path / "pda.onnx"
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    image, depth = prompt_batch((56, 84), (12, 16), seed=7)
+    (got,) = session.run(None, {"image": image.numpy(), "prompt_depth": depth.numpy()})
+    with torch.no_grad():
+        expected = network(image, depth).numpy()
+    assert _share_of_range(expected, got) < FP32_TOLERANCE
 
 
 # ----------------------------------------------------------------------- int8
@@ -419,6 +525,43 @@ def test_int8_static_leaves_the_position_grid_float(tmp_path: Path) -> None:
     assert all(0 < worst < 0.3 for worst, _ in shares), shares
 
 
+def test_int8_static_calibrates_prompt_depth_on_the_scenes_own_depth(tmp_path: Path) -> None:
+    from depthlens.io.images import Image
+    from depthlens.io.prompt_depth import with_prompt
+    from depthlens.models.hooks import hooks_for
+    from depthlens.synth.render import SCENE_KINDS, render_sample
+
+    calibration = export_module.calibration_inputs(PDA, 2, SMALL_PHOTOS)
+    # the 72 x 96 and 96 x 72 photos, floored to multiples of 14
+    for index, size in enumerate(((70, 84), (84, 70))):
+        image, prompt = calibration[index]
+        seed = export_module.CALIBRATION_SEED + index
+        sample = render_sample(seed, *SMALL_PHOTOS[index], kind=SCENE_KINDS[index])
+        assert torch.equal(prompt[0, 0], torch.from_numpy(sample.depth[::4, ::4]))
+        assert tuple(image.shape) == (1, 3, *size)
+    network = tiny_prompt_depth_anything(seed=2)
+    path = export_onnx(
+        PDA, network, tmp_path / "static.onnx", precision="int8-static", size=(42, 70),
+        calibration=calibration,
+    )  # fmt: skip
+    assert "QuantizeLinear" in {node.op_type for node in onnx.load(path).graph.node}
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for seed in (HELD_OUT_SEED, HELD_OUT_SEED + 1):  # scenes never calibrated on
+        sample = render_sample(seed, *SMALL_PHOTO)
+        photo = with_prompt(Image(sample.rgb, sample.camera, str(seed)), sample.depth[::4, ::4])
+        prepared = hooks_for(PDA).prepare(photo, PDA)
+        assert prepared.extra is not None
+        image, depth = (
+            torch.from_numpy(prepared.tensor[None]),
+            torch.from_numpy(prepared.extra[None]),
+        )
+        (got,) = session.run(None, {"image": image.numpy(), "prompt_depth": depth.numpy()})
+        with torch.no_grad():
+            expected = network(image, depth).numpy()
+        # random weights: 6.6 % and 12 % of the range, measured (as Depth Anything's)
+        assert 0 < _share_of_range(expected, got) < 0.3
+
+
 def test_int8_static_is_cached_apart_from_int8_and_by_calibration(
     own_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -448,10 +591,10 @@ def test_int8_static_is_cached_apart_from_int8_and_by_calibration(
 def test_calibration_is_deterministic(tmp_path: Path) -> None:
     first = export_module.calibration_inputs(SPEC, 4, SMALL_PHOTOS)
     again = export_module.calibration_inputs(SPEC, 4, SMALL_PHOTOS)
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
-    assert not torch.equal(first[0], first[3])  # scenes of their own, not one repeated
+    assert all(len(a) == 1 and torch.equal(a[0], b[0]) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0][0], first[3][0])  # scenes of their own, not one repeated
     # what the bundled model sees of a landscape, a portrait and a square photo
-    shapes = [tuple(batch.shape) for batch in first]
+    shapes = [tuple(image.shape) for (image,) in first]
     assert shapes == [(1, 3, 192, 256), (1, 3, 256, 192), (1, 3, 256, 256), (1, 3, 192, 256)]
     network = Scaled(seed=13)
     files = [

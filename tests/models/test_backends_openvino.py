@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -25,8 +26,10 @@ pytest.importorskip("openvino")
 import depthlens
 from depthlens.errors import UsageError
 from depthlens.io.images import Image
+from depthlens.io.prompt_depth import with_prompt
 from depthlens.models import depth_anything as da
 from depthlens.models import dpt
+from depthlens.models import zoedepth as zd
 from depthlens.models.backends import OutputLayout
 from depthlens.models.backends import export as export_module
 from depthlens.models.backends import openvino as ov_backend
@@ -34,9 +37,11 @@ from depthlens.models.estimator import Estimator
 from depthlens.models.registry import get_spec
 from depthlens.models.spec import ModelSpec
 from depthlens.synth.demo import demo_scene
+from tests.models.test_backends import prompt_batch, random_weights, tiny_prompt_depth_anything
 from tests.models.test_depth_anything import TINY as DA_TINY
 from tests.models.test_dpt import TINY_HYBRID, TINY_LARGE
 from tests.models.test_metric3d import _tiny_network as metric3d_tiny
+from tests.models.test_zoedepth import TINY as ZOE_TINY
 
 # OpenVINO's CPU kernels sum in other orders than torch's: ~1e-6 of the output range
 # measured on every family; 1e-4 leaves room for other CPUs' kernels.
@@ -79,6 +84,9 @@ CASES = {
         ((70, 98), (518, 518)),
     ),
     "metric3d": Case("metric3d-v2-small", metric3d_tiny, ((56, 84), (56, 56))),
+    "zoedepth": Case(
+        "zoedepth-nyu", lambda: random_weights(zd.build_network(ZOE_TINY)), ((96, 128), (128, 64))
+    ),
     "depthlens_small": Case("depthlens-small", _bundled, ((96, 128), (256, 192))),
 }
 
@@ -90,15 +98,16 @@ SMALL_EXAMPLES = {
     "dpt": (64, 96),
     "depth_anything": (42, 56),
     "metric3d": (28, 56),
+    "prompt_depth_anything": (42, 70),
+    "zoedepth": (64, 96),
 }
 
 
-FAMILY_EXAMPLE = ov_backend.example_input  # what the runner traces outside these tests
+FAMILY_EXAMPLE = ov_backend.example_inputs  # what the runner traces outside these tests
 
 
-def small_example(spec: ModelSpec) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(0)
-    return torch.randn(1, 3, *SMALL_EXAMPLES[spec.family], generator=generator)
+def small_example(spec: ModelSpec) -> tuple[torch.Tensor, ...]:
+    return export_module.example_inputs(spec, SMALL_EXAMPLES[spec.family])
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +116,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("openvino-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DEPTHLENS_HOME", str(folder))
-        patch.setattr(ov_backend, "example_input", small_example)
+        patch.setattr(ov_backend, "example_inputs", small_example)
         yield folder
 
 
@@ -118,10 +127,17 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         ("dpt-large", (384, 512)),
         ("depth-anything-v2-small", (518, 686)),
         ("metric3d-v2-small", (616, 1064)),
+        ("prompt-depth-anything-vits", (476, 630)),
     ],
 )
 def test_example_inputs_are_the_families(name: str, size: tuple[int, int]) -> None:
-    assert tuple(FAMILY_EXAMPLE(get_spec(name)).shape) == (1, 3, *size)
+    spec = get_spec(name)
+    image, *prompt = FAMILY_EXAMPLE(spec)
+    assert tuple(image.shape) == (1, 3, *size)
+    # the prompt depth: a quarter of the 640 x 480 photo, in meters
+    assert [tuple(depth.shape) for depth in prompt] == ([(1, 1, 120, 160)] if prompt else [])
+    assert all(0.5 <= float(depth.min()) < float(depth.max()) <= 5.0 for depth in prompt)
+    assert bool(prompt) == spec.takes_prompt_depth
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +184,7 @@ def test_outputs_are_named_as_the_layout(
     _, runner = converted["metric3d"]
     names = tuple(output.get_any_name() for output in runner.compiled.outputs)
     assert names == runner.layout.names == ("depth", "confidence", "normal")
-    assert runner.compiled.inputs[0].get_any_name() == ov_backend.INPUT_NAME
+    assert runner.compiled.inputs[0].get_any_name() == export_module.INPUT_NAME
     assert runner.compiled.inputs[0].get_partial_shape().to_string() == "[?,3,?,?]"
 
 
@@ -206,6 +222,32 @@ def test_second_runner_reads_the_cache_without_converting(
     assert any(path.suffix == ".blob" for path in second.entry.iterdir())  # compiled blob
     batch = torch.randn(1, 3, 70, 98)
     assert torch.equal(second(batch), first(batch))
+
+
+def test_prompt_depth_anything_takes_its_prompt_as_a_second_input(home: Path) -> None:
+    network = tiny_prompt_depth_anything()
+    spec = get_spec("prompt-depth-anything-vits")
+    runner = ov_backend.OpenVinoRunner(spec, network, torch.device("cpu"))
+    # (compiling adds the traced names of the image's tensor: look the name up)
+    ports = runner.compiled.inputs
+    assert all(name in port.get_names() for name, port in zip(runner.inputs, ports, strict=True))
+    assert [port.get_partial_shape().to_string() for port in ports] == ["[?,3,?,?]", "[?,1,?,?]"]
+    # neither the traced image (42 x 70) nor its prompt (10 x 17)
+    for seed, (size, prompt) in enumerate((((56, 56), (8, 8)), ((84, 56), (30, 20)))):
+        image, depth = prompt_batch(size, prompt, seed)
+        with torch.no_grad():
+            expected = network(image, depth)
+        got = runner(image, depth)
+        assert got.dtype == torch.float32 and got.shape == (2, *size)
+        assert share_of_range(got, expected) < FP32_SHARE, (size, prompt)
+    # the estimator feeds it each image's prompt, as on torch
+    photo = Image(demo_scene(45, 60, seed=5), None, "<demo>")
+    prompted = with_prompt(photo, np.linspace(0.4, 3.0, 12 * 16).reshape(12, 16))
+    reference = Estimator(spec, network, "cpu").predict(prompted)
+    result = Estimator(spec, network, "cpu", backend="openvino").predict(prompted)
+    assert result.depth.shape == (45, 60)
+    ours, expected_depth = torch.from_numpy(result.depth), torch.from_numpy(reference.depth)
+    assert share_of_range(ours, expected_depth) < FP32_SHARE
 
 
 @pytest.mark.skipif(ov_backend.bf16_supported(), reason="this CPU runs OpenVINO bf16")
@@ -326,7 +368,7 @@ import os, signal, torch
 from depthlens.models.backends import openvino as ov_backend
 from depthlens.models.registry import get_spec
 
-ov_backend.example_input = lambda spec: torch.zeros(1, 3, 32, 32)
+ov_backend.example_inputs = lambda spec: (torch.zeros(1, 3, 32, 32),)
 spec, cpu = get_spec("depthlens-small"), torch.device("cpu")
 first = ov_backend.OpenVinoRunner(spec, torch.nn.Conv2d(3, 1, 3, padding=1), cpu)
 second = ov_backend.OpenVinoRunner(spec, torch.nn.Conv2d(3, 1, 3, padding=1), cpu)

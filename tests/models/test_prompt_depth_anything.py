@@ -184,10 +184,3 @@ def test_prompt_files(tmp_path: Path) -> None:
         read_prompt_depth(tmp_path / "d.txt")
     nan = np.array([[np.nan, 1.0], [np.inf, 2.0]])
     assert read_prompt_depth(nan).tolist() == [[0.0, 1.0], [0.0, 2.0]]
-
-
-def test_torch_only() -> None:
-    from depthlens.models.backends import refuse_export
-
-    with pytest.raises(UsageError, match="prompt depth"):
-        refuse_export(get_spec("prompt-depth-anything-vits"))

@@ -39,8 +39,9 @@ def export(
         ),
     ] = False,
 ) -> None:
-    """Export a model to ONNX: one input `image` (batch, 3, height, width), prepared as
-    the file's metadata says, and the model's outputs by name."""
+    """Export a model to ONNX: the input `image` (batch, 3, height, width), prepared as
+    the file's metadata says (and `prompt_depth` in meters for Prompt Depth Anything),
+    and the model's outputs by name."""
     import depthlens
     from depthlens.models.backends.export import (
         EXPORT_PRECISIONS,

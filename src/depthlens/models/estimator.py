@@ -283,15 +283,11 @@ class Estimator:
                 chunk = group[offset : offset + step]
                 batch = torch.from_numpy(np.stack([p.tensor for _, p, _ in chunk]))
                 batch = batch.to(self.device)
+                # a second input, Prompt Depth Anything's prompt depth, on every backend
+                extras = [p.extra for _, p, _ in chunk if p.extra is not None]
+                extra = [torch.from_numpy(np.stack(extras)).to(self.device)] if extras else []
                 start = time.perf_counter()
-                if chunk[0][1].extra is None:
-                    output = self.runner(batch)
-                else:  # a second input (torch only: TORCH_ONLY keeps other backends away)
-                    extra = torch.from_numpy(
-                        np.stack([p.extra for _, p, _ in chunk if p.extra is not None])
-                    )
-                    runner: Any = self.runner
-                    output = runner(batch, extra.to(self.device))
+                output = self.runner(batch, *extra)
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 forward = (time.perf_counter() - start) / len(chunk)

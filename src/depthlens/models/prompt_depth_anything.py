@@ -68,13 +68,6 @@ if TYPE_CHECKING:
 # io_wrapper.py::load_image's default longest side (infer_stray_scan.py uses the same).
 MAX_SIZE = 1008
 
-# The network takes two inputs (the image and the prompt depth); the ONNX export and the
-# ONNX Runtime / OpenVINO runners carry one input batch.
-TORCH_ONLY = (
-    "its network takes a second input, the prompt depth, and depthlens' ONNX export and "
-    "runners carry the image alone."
-)
-
 # Prefix of the wrapped transformers model inside ``PromptDepthAnythingNetwork.state_dict()``
 # (the same as depth_anything.py's, whose converter this family reuses).
 _PREFIX = "model."
@@ -326,6 +319,8 @@ class PromptDepthAnythingHooks:
     """``prepare``: the image as ``load_image`` + the model's normalisation, and the
     image's prompt depth (meters, checked when it was attached) as the second input;
     ``finish``: the network's meters resized bilinearly to the image size."""
+
+    preprocessing = "resize"  # recorded in ONNX exports (backends/export.py)
 
     def prepare(self, image: Image, spec: ModelSpec) -> Prepared[None]:
         prompt = image.prompt_depth

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import BeitConfig, ZoeDepthForDepthEstimation
 from transformers import ZoeDepthConfig as HFZoeDepthConfig
+from transformers.models.zoedepth.modeling_zoedepth import ZoeDepthReassembleStage
 
 from depthlens.errors import WeightsError
 from depthlens.models.convert import check_loading_info
@@ -59,13 +60,15 @@ PAD_FACTOR = 3.0
 # midas.py::PrepForMidas: Normalize(mean=0.5, std=0.5).
 MEAN = STD = 0.5
 
-# ONNX: the NK classifier picks a bins head with a Python ``.item()`` of its vote (a
-# trace freezes the branch), and transformers' BEiT resizes its relative position bias
-# table with sizes taken from the input, which a trace also freezes.
-TORCH_ONLY = (
-    "ZoeDepth chooses its bins head and sizes its BEiT position bias with Python values "
-    "taken from the input, which an ONNX trace freezes."
-)
+# ONNX and OpenVINO trace the network: N and K trace whole (their BEiT position bias
+# follows the traced input size; the neck's batch split is ``ReassembleStage``'s), but
+# NK's classifier picks a bins head with a Python ``.item()`` of its vote
+# (transformers' ZoeDepthMultipleMetricDepthEstimationHeads.forward), which a trace
+# freezes into the head the example took.
+TORCH_ONLY = {
+    "nyu-kitti": "its classifier picks the NYU or KITTI bins head per image with a Python "
+    "value, which a trace would freeze into one head."
+}
 
 # Prefix of the wrapped transformers model inside ``ZoeDepthNetwork.state_dict()``.
 _PREFIX = "model."
@@ -222,6 +225,9 @@ class ZoeDepthNetwork(nn.Module):
         super().__init__()
         self.config = config
         self.model = model or ZoeDepthForDepthEstimation(_hf_config(config))
+        # the same module and weights, with a forward that traces for any batch size
+        neck: Any = self.model.neck
+        neck.reassemble_stage.__class__ = ReassembleStage
 
     def forward(self, image: Tensor) -> Tensor:
         if self.config.routed and image.shape[0] > 1:
@@ -232,6 +238,27 @@ class ZoeDepthNetwork(nn.Module):
         out = self.model(pixel_values=image, return_dict=True)
         depth: Tensor = out.predicted_depth
         return depth
+
+
+class ReassembleStage(ZoeDepthReassembleStage):
+    """transformers' reassemble stage (same modules and weights), each hooked block's
+    tokens taken on their own: transformers stacks the four along the batch and splits
+    them by the batch size, which a trace freezes (a batch of 2 then failed in ONNX
+    Runtime). Readout "project" (ZoeDepth's only): each token concatenated with the CLS
+    token, Linear + GELU, then the reassemble layer of its block."""
+
+    def forward(
+        self, hidden_states: list[Tensor], patch_height: int, patch_width: int
+    ) -> list[Tensor]:
+        out = []
+        for tokens, project, layer in zip(
+            hidden_states, self.readout_projects, self.layers, strict=True
+        ):
+            grid = tokens[:, 1:]  # (B, h * w, C), row-major
+            merged = project(torch.cat((grid, tokens[:, :1].expand_as(grid)), -1))
+            maps = merged.permute(0, 2, 1).reshape(tokens.shape[0], -1, patch_height, patch_width)
+            out.append(layer(maps))
+        return out
 
 
 def build_network(config: ZoeDepthConfig) -> ZoeDepthNetwork:
@@ -543,6 +570,8 @@ class ZoeDepthHooks:
     """The estimator's pre/post-processing for ZoeDepth (``depthlens.models.hooks``):
     ``preprocess`` before the network, ``postprocess`` after it; the depth is in meters
     as the network gives it, and the camera is the image's (or the default)."""
+
+    preprocessing = "reflect-pad, resize"  # recorded in ONNX exports (backends/export.py)
 
     def prepare(self, image: Image, spec: ModelSpec) -> Prepared[None]:
         return Prepared(preprocess(image.rgb, spec), None)

@@ -2,9 +2,9 @@
 
 The estimator prepares and finishes images the one official way (``models/hooks.py``);
 only the network call in between goes through a ``Runner``: a callable from a
-(B, 3, h, w) float32 batch to what the family's network returns (a (B, h, w) tensor,
-or a family's tuple of tensors such as Metric3D's), so the hooks cannot tell backends
-apart.
+(B, 3, h, w) float32 batch (and Prompt Depth Anything's (B, 1, hp, wp) prompt depth) to
+what the family's network returns (a (B, h, w) tensor, or a family's tuple of tensors
+such as Metric3D's), so the hooks cannot tell backends apart.
 
 - ``torch`` (``backends/pytorch.py``: a submodule named ``torch`` would shadow the
   package's own ``torch``): the network itself; ``bf16`` runs it under CPU/CUDA autocast, ``int8``
@@ -29,7 +29,7 @@ Exported and converted models are kept under ``$DEPTHLENS_HOME/compiled``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
@@ -70,12 +70,13 @@ EXTRAS: dict[Backend, tuple[str, str]] = {
 
 
 class Runner(Protocol):
-    """The network call of an Estimator: a batch in, the family's outputs out."""
+    """The network call of an Estimator: a batch in (and ``extra``, the network's further
+    inputs: Prompt Depth Anything's prompt depth), the family's outputs out."""
 
     backend: Backend
     precision: Precision
 
-    def __call__(self, batch: torch.Tensor) -> Any: ...
+    def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,14 @@ class OutputLayout:
 
 
 def refuse_export(spec: ModelSpec) -> None:
-    """A UsageError when ``spec``'s family runs in torch only: its module's ``TORCH_ONLY``
-    says why in one sentence (MoGe-2)."""
+    """A UsageError when ``spec`` runs in torch only: its family module's ``TORCH_ONLY``
+    says why in one sentence (MoGe-2), for the whole family or, as a mapping, for some
+    variants (ZoeDepth's NK)."""
     from depthlens.models.weights import family_module
 
     why = getattr(family_module(spec.family), "TORCH_ONLY", None)
+    if isinstance(why, Mapping):
+        why = why.get(spec.variant)
     if why:
         raise UsageError(f"{spec.name} runs on the torch backend only: {why}")
 

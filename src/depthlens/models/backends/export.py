@@ -4,14 +4,17 @@ elsewhere (any ONNX runtime, any language).
 ``export_onnx`` traces the network with torch's TorchScript exporter
 (``torch.onnx.export(..., dynamo=False)``: seconds where the dynamo exporter took ten
 minutes on the bundled model) on an input the family's own preparation gives for a
-640 x 480 photo. The file has one input, ``image`` (batch, 3, height, width) float32,
-prepared as the metadata says, and the network's outputs by name (``depth``, or
-Metric3D's ``depth, confidence, normal``). With ``dynamic`` (the default) batch, height
-and width are free: any size the network itself takes (multiples of 32 for MiDaS and
-DPT, of 14 for Depth Anything, of 28 for Metric3D). ``int8`` is ONNX Runtime's dynamic
-quantisation of the fp32 export (int8 weights, activations quantised per batch);
-``int8-static`` its static quantisation (QDQ), with activation ranges calibrated on
-``calibration_inputs``: the family's own preparation of a few synthetic scenes.
+640 x 480 photo. The file's input is ``image`` (batch, 3, height, width) float32,
+prepared as the metadata says, and for Prompt Depth Anything also ``prompt_depth``
+(batch, 1, prompt_height, prompt_width) float32 meters, any size; its outputs are the
+network's by name (``depth``, or Metric3D's ``depth, confidence, normal``). With
+``dynamic`` (the default) batch, height and width are free: any size the network itself
+takes (multiples of 32 for MiDaS and DPT, of 14 for Depth Anything, of 28 for Metric3D,
+of 16 for ZoeDepth's BEiT).
+``int8`` is ONNX Runtime's dynamic quantisation of the fp32 export (int8 weights,
+activations quantised per batch); ``int8-static`` its static quantisation (QDQ), with
+activation ranges calibrated on ``calibration_inputs``: the family's own preparation of
+a few synthetic scenes.
 
 Tracing records Python arithmetic on sizes as constants; the families keep their
 size-dependent steps traceable (``dinov2_resize`` below for the ViTs' position grids).
@@ -40,24 +43,29 @@ from depthlens.models.spec import ModelSpec
 if TYPE_CHECKING:
     import onnx
 
+    from depthlens.models.hooks import Prepared
+
 __all__ = [
     "CALIBRATION_IMAGES",
     "CALIBRATION_SCENES",
     "EXAMPLE_IMAGE",
     "INPUT_NAME",
     "OPSET",
+    "PROMPT_NAME",
     "calibration_inputs",
     "calibration_key",
     "depthlens_version",
     "dinov2_resize",
-    "example_input",
+    "example_inputs",
     "export_onnx",
+    "input_names",
     "onnx_summary",
     "output_layout",
     "require_onnx",
 ]
 
 INPUT_NAME = "image"
+PROMPT_NAME = "prompt_depth"  # the second input of a model that takes a prompt depth
 OPSET = 17  # LayerNormalization is an op from 17; ONNX Runtime 1.16+ and OpenVINO read it
 OPSETS = (17, 18)
 # The example traced, and the fixed size of a static export: the network input the
@@ -143,33 +151,64 @@ def _bicubic_matrix(rows: torch.Tensor, side: int, shift: torch.Tensor) -> torch
 # ----------------------------------------------------------------------- export
 
 
-def example_input(spec: ModelSpec, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """A (1, 3, h, w) float32 network input: the family's preparation of a synthetic
-    ``EXAMPLE_IMAGE`` photo, or seeded noise at ``size`` (h, w) when given."""
-    if size is not None:
-        generator = torch.Generator().manual_seed(0)
-        return torch.randn(1, 3, size[0], size[1], generator=generator)
+def input_names(spec: ModelSpec) -> tuple[str, ...]:
+    """The network's inputs in its ``forward``'s order: ``image``, and ``prompt_depth``
+    for a model that takes one."""
+    return (INPUT_NAME, PROMPT_NAME) if spec.takes_prompt_depth else (INPUT_NAME,)
+
+
+def example_inputs(
+    spec: ModelSpec, size: tuple[int, int] | None = None
+) -> tuple[torch.Tensor, ...]:
+    """The network's inputs (``input_names``) for one image, batch 1, float32.
+
+    The image (1, 3, h, w) is the family's preparation of a synthetic ``EXAMPLE_IMAGE``
+    photo, or seeded noise at ``size`` (h, w) when given. A prompt depth (1, 1, hp, wp)
+    is a ramp from 0.5 to 5 m at a quarter of the photo's size: the network takes a
+    prompt of any size, so the trace leaves its size free like the image's.
+    """
     from depthlens.io.images import Image
+    from depthlens.io.prompt_depth import with_prompt
     from depthlens.models.hooks import hooks_for
 
-    height, width = EXAMPLE_IMAGE
+    height, width = size or EXAMPLE_IMAGE
+    prompt = None
+    if spec.takes_prompt_depth:
+        rows, columns = max(height // 4, 2), max(width // 4, 2)
+        prompt = np.linspace(0.5, 5.0, rows * columns, dtype=np.float32).reshape(rows, columns)
+    if size is not None:
+        generator = torch.Generator().manual_seed(0)
+        image = torch.randn(1, 3, height, width, generator=generator)
+        return (image,) if prompt is None else (image, torch.from_numpy(prompt)[None, None])
     ramp = np.linspace(0, 255, height * width * 3, dtype=np.float64)
-    rgb = ramp.reshape(height, width, 3).astype(np.uint8)
-    prepared = hooks_for(spec).prepare(Image(rgb, None, "<example>"), spec)
-    return torch.from_numpy(prepared.tensor).unsqueeze(0)
+    photo = Image(ramp.reshape(height, width, 3).astype(np.uint8), None, "<example>")
+    if prompt is not None:
+        photo = with_prompt(photo, prompt)
+    return _network_inputs(hooks_for(spec).prepare(photo, spec))
+
+
+def _network_inputs(prepared: Prepared[Any]) -> tuple[torch.Tensor, ...]:
+    """A family's ``Prepared`` image as a batch of one: the tensor, then its ``extra``."""
+    image = torch.from_numpy(prepared.tensor).unsqueeze(0)
+    if prepared.extra is None:
+        return (image,)
+    return image, torch.from_numpy(prepared.extra).unsqueeze(0)
 
 
 def calibration_inputs(
     spec: ModelSpec,
     count: int | None = None,
     sizes: Sequence[tuple[int, int]] | None = None,
-) -> list[torch.Tensor]:
+) -> list[tuple[torch.Tensor, ...]]:
     """The network inputs int8-static calibrates on: ``count`` (default
-    ``CALIBRATION_SCENES``) (1, 3, h, w) float32 tensors, the family's own preparation
+    ``CALIBRATION_SCENES``) batches of one (``input_names``: a (1, 3, h, w) float32 image,
+    and a prompt depth for a model that takes one), the family's own preparation
     (``hooks.prepare``, with each scene's camera) of synthetic scenes, the scene kinds in
-    turn and the photo sizes ``sizes`` (h, w; default ``CALIBRATION_IMAGES``) in turn.
+    turn and the photo sizes ``sizes`` (h, w; default ``CALIBRATION_IMAGES``) in turn. A
+    prompt depth is the scene's own depth (0 where it has none) at a quarter of its size.
     The same arguments always give the same tensors."""
     from depthlens.io.images import Image
+    from depthlens.io.prompt_depth import with_prompt
     from depthlens.models.hooks import hooks_for
     from depthlens.synth.render import SCENE_KINDS, render_sample
 
@@ -181,7 +220,9 @@ def calibration_inputs(
         height, width = shapes[index % len(shapes)]
         sample = render_sample(seed, height, width, kind=SCENE_KINDS[index % len(SCENE_KINDS)])
         image = Image(sample.rgb, sample.camera, f"<calibration scene {seed}>")
-        inputs.append(torch.from_numpy(hooks.prepare(image, spec).tensor).unsqueeze(0))
+        if spec.takes_prompt_depth:
+            image = with_prompt(image, sample.depth[::4, ::4])
+        inputs.append(_network_inputs(hooks.prepare(image, spec)))
     return inputs
 
 
@@ -193,9 +234,11 @@ def calibration_key() -> str:
     return hashlib.sha256(recipe.encode()).hexdigest()[:8]
 
 
-def output_layout(network: nn.Module, example: torch.Tensor | None = None) -> OutputLayout:
+def output_layout(
+    network: nn.Module, example: Sequence[torch.Tensor] | None = None
+) -> OutputLayout:
     """What ``network`` returns, from its ``forward``'s return annotation (a tensor or a
-    named tuple), else by running it on ``example``."""
+    named tuple), else by running it on the inputs ``example``."""
     try:
         returned = get_type_hints(type(network).forward).get("return")
     except (NameError, TypeError):
@@ -207,7 +250,7 @@ def output_layout(network: nn.Module, example: torch.Tensor | None = None) -> Ou
     if example is None:
         raise TypeError(f"{type(network).__name__}.forward says nothing of what it returns.")
     with torch.no_grad():
-        return OutputLayout.of(network(example))
+        return OutputLayout.of(network(*example))
 
 
 def export_onnx(
@@ -220,15 +263,17 @@ def export_onnx(
     precision: Precision | str = "fp32",
     weights: str = "",
     size: tuple[int, int] | None = None,
-    calibration: Sequence[torch.Tensor] | None = None,
+    calibration: Sequence[Sequence[torch.Tensor]] | None = None,
 ) -> Path:
     """Write ``network`` (the zoo row ``spec``'s) to ``path`` as ONNX; returns the path.
 
-    One input ``image`` (batch, 3, height, width), the outputs by name, batch, height
-    and width free unless ``dynamic`` is False (then fixed at the example's size:
-    ``size`` (h, w), else the family's input for a 640 x 480 photo). ``precision`` is
-    ``fp32``, ``int8`` (dynamic quantisation of MatMul/Gemm weights) or ``int8-static``
-    (weights and activations, calibrated on ``calibration``: network inputs, by default
+    The inputs ``input_names(spec)`` (``image`` (batch, 3, height, width), then a prompt
+    depth (batch, 1, prompt_height, prompt_width) where the model takes one), the
+    outputs by name, batch, heights and widths free unless ``dynamic`` is False (then
+    fixed at the example's size: ``size`` (h, w), else the family's input for a
+    640 x 480 photo). ``precision`` is ``fp32``, ``int8`` (dynamic quantisation of
+    MatMul/Gemm weights) or ``int8-static`` (weights and activations, calibrated on
+    ``calibration``: batches of the network's inputs, by default
     ``calibration_inputs(spec)``). ``weights`` (the file the network's weights came
     from) gives the ``weights_sha256`` metadata; without it, the sha256 of the network's
     tensors. The file is written whole or not at all.
@@ -247,9 +292,10 @@ def export_onnx(
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"{target} is a folder; name the .onnx file to write.")
-    example = example_input(spec, size)
+    example = example_inputs(spec, size)
     layout = output_layout(network, example)
-    model = onnx.load_from_string(_trace(network, example, layout, dynamic, opset))
+    names = input_names(spec)
+    model = onnx.load_from_string(_trace(network, example, names, layout, dynamic, opset))
     if dynamic:
         _name_output_axes(model)
     else:  # the exporter leaves some output axes symbolic; the example fixes them all
@@ -259,7 +305,8 @@ def export_onnx(
     elif precision == "int8-static":
         # a fixed-size file takes the example's size only: a 4:3 photo's input
         shapes = None if dynamic else (EXAMPLE_IMAGE,)
-        model = _quantize_static(model, calibration or calibration_inputs(spec, sizes=shapes))
+        batches = calibration or calibration_inputs(spec, sizes=shapes)
+        model = _quantize_static(model, names, batches)
     _describe(model, spec, network, layout, precision, weights)
     from depthlens.io.depth_files import atomic_write
 
@@ -284,12 +331,19 @@ def require_onnx(precision: str = "fp32") -> None:
 
 
 def _trace(
-    network: nn.Module, example: torch.Tensor, layout: OutputLayout, dynamic: bool, opset: int
+    network: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    names: tuple[str, ...],
+    layout: OutputLayout,
+    dynamic: bool,
+    opset: int,
 ) -> bytes:
     axes: dict[str, dict[int, str]] = {}
     if dynamic:
         axes = {name: {0: "batch"} for name in layout.names}
         axes[INPUT_NAME] = {0: "batch", 2: "height", 3: "width"}
+        if PROMPT_NAME in names:  # a size of its own
+            axes[PROMPT_NAME] = {0: "batch", 2: "prompt_height", 3: "prompt_width"}
     folder = tempfile.TemporaryDirectory(prefix="depthlens-onnx-")
     path = Path(folder.name) / "model.onnx"
     with folder, warnings.catch_warnings(), torch.no_grad():
@@ -298,10 +352,10 @@ def _trace(
         warnings.simplefilter("ignore")
         torch.onnx.export(
             network,
-            (example,),
+            example,
             path,
             dynamo=False,
-            input_names=[INPUT_NAME],
+            input_names=list(names),
             output_names=list(layout.names),
             dynamic_axes=axes or None,
             opset_version=opset,
@@ -367,10 +421,13 @@ STATIC_OPS = (
 
 
 def _quantize_static(
-    model: onnx.ModelProto, calibration: Sequence[torch.Tensor]
+    model: onnx.ModelProto,
+    names: tuple[str, ...],
+    calibration: Sequence[Sequence[torch.Tensor]],
 ) -> onnx.ModelProto:
     """ONNX Runtime's static int8 quantisation of ``model`` in QDQ form, the activation
-    ranges the extremes each tensor reached on the network inputs ``calibration``.
+    ranges the extremes each tensor reached on ``calibration``: batches of the network
+    inputs ``names``.
 
     The settings are ONNX Runtime's advice for x86 CPUs (``quantize_static``'s
     docstring): activations uint8 per tensor, weights int8 per output channel, and
@@ -406,7 +463,9 @@ def _quantize_static(
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self.batches, None)
-            return None if batch is None else {INPUT_NAME: batch.numpy()}
+            if batch is None:
+                return None
+            return {name: t.numpy() for name, t in zip(names, batch, strict=True)}
 
     with _quiet_root_logger(), tempfile.TemporaryDirectory(prefix="depthlens-int8-") as folder:
         fp32, int8 = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
@@ -476,6 +535,7 @@ def _describe(
         "variant": spec.variant,
         "description": spec.description,
         "kind": spec.kind,  # relative_inverse (larger = nearer) or metric (meters)
+        "inputs": ",".join(input_names(spec)),
         "outputs": ",".join(layout.names),
         "licence": spec.licence,
         # a family's own hooks may say what they do (Depth Anything 3's resize)

@@ -25,10 +25,10 @@ from torch import nn
 
 from depthlens.models.backends import Backend, OutputLayout, Precision, cache
 from depthlens.models.backends.export import (
-    INPUT_NAME,
     calibration_key,
     depthlens_version,
     export_onnx,
+    input_names,
     output_layout,
 )
 from depthlens.models.spec import ModelSpec
@@ -40,8 +40,9 @@ MODEL_FILE = "model.onnx"
 
 
 class OnnxRuntimeRunner:
-    """``network(batch)`` through ONNX Runtime; outputs are float32 torch tensors in the
-    network's own structure (a (B, h, w) tensor or the family's named tuple)."""
+    """``network(batch, *extra)`` through ONNX Runtime (``extra``: Prompt Depth
+    Anything's prompt depth); outputs are float32 torch tensors in the network's own
+    structure (a (B, h, w) tensor or the family's named tuple)."""
 
     backend: Backend = "onnxruntime"
 
@@ -57,24 +58,40 @@ class OnnxRuntimeRunner:
 
         self.precision = precision
         self.layout: OutputLayout = output_layout(network)
+        self.inputs = input_names(spec)
         calibration = calibration_key() if precision == "int8-static" else ""
         key = cache.weights_key(network, weights)
         folder = cache.entry_dir(spec, key, self.backend, precision, calibration)
         self.path = folder / MODEL_FILE
         tuned = folder / f"model.ort-{onnxruntime.__version__}.onnx"
         session = _open(tuned)
-        if session is None or not _current(session, self.layout, precision):
+        if session is None or not self._current(session):
             session = _tune(self.path, tuned)  # an export is here, its copy is not
-        if session is None or not _current(session, self.layout, precision):
+        if session is None or not self._current(session):
             export_onnx(spec, network, self.path, precision=precision, weights=weights)
             cache.prune(keep=folder)
             session = _tune(self.path, tuned) or _load(self.path, "all")
         self.session: onnxruntime.InferenceSession = session
 
-    def __call__(self, batch: torch.Tensor) -> Any:
-        image = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())
-        arrays = self.session.run(list(self.layout.names), {INPUT_NAME: image})
+    def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> Any:
+        feed = {
+            name: np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
+            for name, tensor in zip(self.inputs, (batch, *extra), strict=True)
+        }
+        arrays = self.session.run(list(self.layout.names), feed)
         return self.layout.rebuild(arrays)
+
+    def _current(self, session: onnxruntime.InferenceSession) -> bool:
+        """Whether a cached file is this depthlens version's export at this precision,
+        with the network's inputs and outputs."""
+        meta = session.get_modelmeta().custom_metadata_map
+        inputs = tuple(value.name for value in session.get_inputs())
+        outputs = tuple(value.name for value in session.get_outputs())
+        return (
+            meta.get("depthlens_version") == depthlens_version()
+            and meta.get("precision") == self.precision
+            and (inputs, outputs) == (self.inputs, self.layout.names)
+        )
 
 
 def _options(level: str) -> onnxruntime.SessionOptions:
@@ -141,17 +158,3 @@ def _tune(model: Path, tuned: Path) -> onnxruntime.InferenceSession | None:
     finally:
         temp.unlink(missing_ok=True)
     return _open(tuned)
-
-
-def _current(
-    session: onnxruntime.InferenceSession, layout: OutputLayout, precision: Precision
-) -> bool:
-    """Whether a cached file is this depthlens version's export at ``precision``, with
-    the network's outputs."""
-    meta = session.get_modelmeta().custom_metadata_map
-    names = tuple(output.name for output in session.get_outputs())
-    return (
-        meta.get("depthlens_version") == depthlens_version()
-        and meta.get("precision") == precision
-        and names == layout.names
-    )

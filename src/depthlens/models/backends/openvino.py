@@ -2,11 +2,12 @@
 and compiled for the CPU.
 
 - Conversion: ``torch.jit.trace`` on the family's own input for a 640 x 480 photo
-  (``example_input``), read by OpenVINO's PyTorch frontend; batch, height and width stay
-  free (the families keep their size-dependent steps traceable), so one conversion
-  serves every input size. The input is named ``image`` and the outputs by the
-  network's ``OutputLayout`` (``depth``, or Metric3D's ``depth, confidence, normal``),
-  and they are read back by those names.
+  (``example_inputs``), read by OpenVINO's PyTorch frontend; batch, height and width
+  stay free (the families keep their size-dependent steps traceable), so one conversion
+  serves every input size. The inputs are named as the ONNX export's (``image``, and
+  Prompt Depth Anything's ``prompt_depth``) and the outputs by the network's
+  ``OutputLayout`` (``depth``, or Metric3D's ``depth, confidence, normal``), and they
+  are fed and read back by those names.
 - The frontend is called directly rather than through ``openvino.convert_model``, which
   sends usage telemetry on every call (and waits ~6 s for it on a machine offline);
   OpenVINO's own ``torch.compile`` backend converts the same way.
@@ -43,7 +44,8 @@ from depthlens.models.backends import Backend, OutputLayout, Precision, cache
 from depthlens.models.backends.export import (
     calibration_inputs,
     calibration_key,
-    example_input,
+    example_inputs,
+    input_names,
     output_layout,
 )
 from depthlens.models.spec import ModelSpec
@@ -51,9 +53,8 @@ from depthlens.models.spec import ModelSpec
 if TYPE_CHECKING:
     import openvino as ov
 
-__all__ = ["INPUT_NAME", "OpenVinoRunner", "bf16_supported", "convert", "shared_core"]
+__all__ = ["OpenVinoRunner", "bf16_supported", "convert", "shared_core"]
 
-INPUT_NAME = "image"
 MODEL_FILE = "model.xml"  # and model.bin beside it
 # The photo size whose network input is traced: the family's own preparation of it
 # (MiDaS small 192x256, DPT 384x512, Depth Anything 518x686, Metric3D its canvas).
@@ -91,8 +92,9 @@ def shared_core() -> ov.Core:
 
 class OpenVinoRunner:
     """``network`` converted by OpenVINO (or read back from the cache) and compiled for
-    the CPU at ``precision``; called with a (B, 3, h, w) float32 batch, it returns what
-    the network returns, as float32 tensors."""
+    the CPU at ``precision``; called with a (B, 3, h, w) float32 batch (and Prompt Depth
+    Anything's (B, 1, hp, wp) prompt depth), it returns what the network returns, as
+    float32 tensors."""
 
     backend: Backend = "openvino"
 
@@ -111,12 +113,13 @@ class OpenVinoRunner:
                 "OpenVINO runs bf16 only on CPUs with AVX512_BF16 or AMX, which this one "
                 "lacks; use --precision fp32 (or int8)."
             )
-        self.layout = output_layout(network, example_input(spec))
+        self.inputs = input_names(spec)
+        self.layout = output_layout(network, example_inputs(spec))
         key = cache.weights_key(network, weights)
         calibration = calibration_key() if precision == "int8-static" else ""
         self.entry = cache.entry_dir(spec, key, self.backend, precision, calibration)
         xml = self.entry / MODEL_FILE
-        if not _readable(self.core, xml, self.layout):
+        if not _readable(self.core, xml, self.inputs, self.layout):
             model = convert(spec, network, self.layout)
             if precision == "int8":
                 model = _compress_weights(model)
@@ -138,12 +141,15 @@ class OpenVinoRunner:
         # one infer request per calling thread: a request is not safe to share
         self._local = threading.local()
 
-    def __call__(self, batch: torch.Tensor) -> Any:
+    def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> Any:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
-        array = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
-        result = request.infer({INPUT_NAME: array})
+        feed = {
+            name: np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
+            for name, tensor in zip(self.inputs, (batch, *extra), strict=True)
+        }
+        result = request.infer(feed)
         return self.layout.rebuild([result[name] for name in self.layout.names])
 
 
@@ -154,8 +160,9 @@ def bf16_supported(core: ov.Core | None = None) -> bool:
 
 
 def convert(spec: ModelSpec, network: nn.Module, layout: OutputLayout) -> ov.Model:
-    """``network`` as an OpenVINO model: input ``image`` (?, 3, ?, ?) float32, outputs
-    named by ``layout``, in its order."""
+    """``network`` as an OpenVINO model: inputs named by ``input_names`` (``image``
+    (?, 3, ?, ?) float32, Prompt Depth Anything's ``prompt_depth`` (?, 1, ?, ?)),
+    outputs named by ``layout``, in its order."""
     from openvino.frontend import FrontEndManager
     from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
 
@@ -163,12 +170,15 @@ def convert(spec: ModelSpec, network: nn.Module, layout: OutputLayout) -> ov.Mod
     with warnings.catch_warnings(), torch.no_grad():
         # TracerWarnings are about size checks that are constant by design
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(flat, example_input(spec), check_trace=False, strict=False)
+        example = example_inputs(spec)
+        traced = torch.jit.trace(flat, example, check_trace=False, strict=False)
         frontend = FrontEndManager().load_by_framework("pytorch")
         decoder = TorchScriptPythonDecoder(traced)
         model = frontend.convert(frontend.load(decoder))
-    model.reshape([-1, 3, -1, -1])
-    model.inputs[0].get_tensor().set_names({INPUT_NAME})
+    # batch and the image axes free, the channels as traced
+    model.reshape({index: [-1, tensor.shape[1], -1, -1] for index, tensor in enumerate(example)})
+    for port, name in zip(model.inputs, input_names(spec), strict=True):
+        port.get_tensor().set_names({name})
     if len(model.outputs) != len(layout.names):
         raise RuntimeError(f"OpenVINO gave {len(model.outputs)} outputs for {layout.names}.")
     for output, name in zip(model.outputs, layout.names, strict=True):
@@ -185,12 +195,12 @@ class _Flat(nn.Module):
         self.network = network
         self.layout = layout
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.layout.flatten(self.network(image)))
+    def forward(self, image: torch.Tensor, *extra: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.layout.flatten(self.network(image, *extra)))
 
 
-def _readable(core: ov.Core, xml: Path, layout: OutputLayout) -> bool:
-    """Whether ``xml`` holds a model of this layout (a cache hit)."""
+def _readable(core: ov.Core, xml: Path, inputs: tuple[str, ...], layout: OutputLayout) -> bool:
+    """Whether ``xml`` holds a model of these inputs and outputs (a cache hit)."""
     if not (xml.is_file() and xml.with_suffix(".bin").is_file()):
         return False
     try:
@@ -198,7 +208,8 @@ def _readable(core: ov.Core, xml: Path, layout: OutputLayout) -> bool:
     except RuntimeError:
         return False  # a truncated or foreign file: convert again
     names = tuple(output.get_any_name() for output in model.outputs)
-    return names == layout.names and model.inputs[0].get_any_name() == INPUT_NAME
+    given = tuple(port.get_any_name() for port in model.inputs)
+    return (given, names) == (inputs, layout.names)
 
 
 def _save(model: ov.Model, xml: Path) -> None:
@@ -224,9 +235,10 @@ def _compress_weights(model: ov.Model) -> ov.Model:
         return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
 
 
-def _quantize(model: ov.Model, calibration: list[torch.Tensor]) -> ov.Model:
+def _quantize(model: ov.Model, calibration: list[tuple[torch.Tensor, ...]]) -> ov.Model:
     """``model`` quantised by NNCF (weights int8 per output channel, activations int8
-    per tensor), the activation ranges set on the network inputs ``calibration``.
+    per tensor), the activation ranges set on ``calibration``: batches of the network's
+    inputs, in its order.
 
     Two settings differ from NNCF's defaults, both measured on the bundled model:
     - ``OverflowFix.ENABLE``: weights in 7 bits in every layer, not only the first. The
@@ -251,7 +263,7 @@ def _quantize(model: ov.Model, calibration: list[torch.Tensor]) -> ov.Model:
         attention = any(op.get_type_name() == "Softmax" for op in model.get_ops())
         return nncf.quantize(
             model,
-            nncf.Dataset([batch.numpy() for batch in calibration]),
+            nncf.Dataset([tuple(t.numpy() for t in batch) for batch in calibration]),
             subset_size=len(calibration),
             model_type=nncf.ModelType.TRANSFORMER if attention else None,
             advanced_parameters=advanced,
