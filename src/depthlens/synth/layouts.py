@@ -33,7 +33,7 @@ from depthlens.synth.scene import (
     srgb_to_linear,
 )
 
-__all__ = ["BUILDERS", "indoor", "landscape", "street", "tabletop"]
+__all__ = ["BUILDERS", "indoor", "landscape", "street", "tabletop", "thin_structures"]
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -1418,9 +1418,95 @@ def tabletop(rng: np.random.Generator) -> Scene:
     return b.build("tabletop", pose, lighting, sky, near=0.02, far=400.0)
 
 
+# --------------------------------------------------------------------------- thin structures
+
+
+def thin_structures(rng: np.random.Generator) -> Scene:
+    """A back garden at eye level, full of thin things in front of far ones: a railing
+    or picket fence across the view, poles with wires strung between them, leafless
+    trees whose twigs are a centimetre across, a patio table with chairs, and houses,
+    hedges and trees behind. Made for measuring sharp edges in high-resolution photos
+    (at 2048 px a railing bar 5 m away is a few pixels wide); never drawn into the
+    default pool of kinds."""
+    b = SceneBuilder()
+    grass = b.material(
+        Tex.NOISE,
+        obj.color(rng, [(0.3, 0.45, 0.15), (0.35, 0.42, 0.2), (0.4, 0.45, 0.25)]),
+        obj.jitter(rng, (0.25, 0.35, 0.12)),
+        noise=0.3,
+        noise_scale=1.5,
+    )
+    b.ground_plane(0.0, grass)
+    yaw = float(rng.normal(0, 0.15))
+    cam = (0.0, _u(rng, 1.3, 1.8), 0.0)
+    forward_x, forward_z = math.sin(yaw), math.cos(yaw)
+
+    def ahead(distance: float, across: float) -> tuple[float, float]:
+        """(x, z) ``distance`` m along the view and ``across`` m to its right."""
+        return (
+            forward_x * distance + forward_z * across,
+            forward_z * distance - forward_x * across,
+        )
+
+    # Far: houses and hedges 18-35 m away, with full trees between them.
+    for across in np.arange(-30.0, 30.0, _u(rng, 9, 14)):
+        distance = _u(rng, 20, 35)
+        hx, hz = ahead(distance, float(across) + _u(rng, -2, 2))
+        if rng.random() < 0.7:
+            obj.house(b, rng, hx, hz, yaw + math.pi + float(rng.normal(0, 0.2)))
+        else:
+            hedge = obj.leaves(b, rng, obj.color(rng, obj.FOLIAGE[:6]))
+            b.box((hx, 1.2, hz), (4.0, 1.2, 0.6), hedge, rot_y(yaw))
+        if rng.random() < 0.6:
+            tx, tz = ahead(distance - _u(rng, 3, 6), float(across) + _u(rng, 3, 6))
+            obj.tree(b, rng, tx, tz, detail=0.6)
+    # Middle: leafless trees and poles carrying wires, 7-16 m away.
+    for _ in range(int(rng.integers(2, 5))):
+        tx, tz = ahead(_u(rng, 7, 16), _u(rng, -9, 9))
+        obj.bare_tree(b, rng, tx, tz)
+    wire_height = _u(rng, 5.5, 7.5)
+    tops = []
+    for across in (_u(rng, -12, -5), _u(rng, 5, 12)):
+        px, pz = ahead(_u(rng, 9, 15), across)
+        tops.append(obj.pole(b, rng, px, pz, wire_height, _u(rng, 0.06, 0.12)))
+    cable = b.material(Tex.FLAT, (0.08, 0.08, 0.08), noise=0.02, spec=0.2)
+    for k in range(int(rng.integers(1, 4))):
+        drop = np.array([0.0, 0.25 * k + 0.1, 0.0])
+        b.cylinder_between(tops[0] - drop, tops[1] - drop, _u(rng, 0.006, 0.012), cable)
+    for _ in range(int(rng.integers(1, 4))):  # washing-line and sign posts
+        px, pz = ahead(_u(rng, 4, 12), _u(rng, -6, 6))
+        if rng.random() < 0.5:
+            obj.pole(b, rng, px, pz, _u(rng, 1.8, 2.6), _u(rng, 0.015, 0.04))
+        else:
+            obj.sign(b, rng, px, pz, yaw + math.pi)
+    # Near: a fence across the view 4-8 m away, and a patio set in front of it.
+    fence_distance = _u(rng, 4, 8)
+    obj.fence(
+        b,
+        rng,
+        ahead(fence_distance, -15.0),
+        ahead(fence_distance + _u(rng, -1, 1), 15.0),
+        kind=int(rng.choice([0, 1, 2, 2])),  # railings (2) are the thinnest: twice as likely
+    )
+    table_distance = _u(rng, 2.8, fence_distance - 1.0)
+    tx, tz = ahead(table_distance, _u(rng, -1.2, 1.2))
+    patio = obj.metal(b, rng, obj.color(rng, obj.METALS))
+    table_yaw = _u(rng, 0, math.pi)
+    obj.table(obj.Placer(b, tx, tz, table_yaw), rng, 0.9, 0.9, 0.74, legs=patio)
+    for k in range(int(rng.integers(2, 5))):
+        turn = table_yaw + k * math.pi / 2
+        cx, cz = tx + 0.75 * math.sin(turn), tz + 0.75 * math.cos(turn)
+        obj.chair(obj.Placer(b, cx, cz, turn + math.pi), rng, patio)
+    lighting, sky = _outdoor_light(rng, rng.random() < 0.3)
+    # Looking a little down, so the chair and table legs are in view.
+    pose = _pose(rng, cam, yaw, math.radians(_u(rng, -16, -6)), _u(rng, 50, 75))
+    return b.build("thin_structures", pose, lighting, sky, near=0.05, far=1500.0)
+
+
 BUILDERS: dict[str, Callable[[np.random.Generator], Scene]] = {
     "indoor": indoor,
     "street": street,
     "landscape": landscape,
     "tabletop": tabletop,
+    "thin_structures": thin_structures,
 }

@@ -1194,6 +1194,57 @@ def tree(
     return rx
 
 
+def bare_tree(
+    b: SceneBuilder,
+    rng: np.random.Generator,
+    x: float,
+    z: float,
+    base: float = 0.0,
+    height: float | None = None,
+    levels: int = 4,
+) -> None:
+    """A leafless tree: a trunk that forks ``levels`` times into two or three thinner,
+    shorter limbs each, down to twigs two to four centimetres across (winter trees,
+    saplings: the thin branches against the sky that depth maps blur)."""
+    h = float(rng.uniform(4.0, 9.0)) if height is None else height
+    wood_mat = bark(b, rng)
+    trunk_top = h * float(rng.uniform(0.3, 0.45))
+    radius = 0.05 + 0.015 * h
+    start = np.array([x, base - 0.1, z])
+    top = np.array([x + float(rng.normal(0, 0.1)), base + trunk_top, z + float(rng.normal(0, 0.1))])
+    b.cylinder_between(start, top, radius, wood_mat, taper=0.75)
+    # (base point, direction, length, radius) of the limbs still to grow.
+    limbs = [(top, np.array([0.0, 1.0, 0.0]), (h - trunk_top) * 0.45, radius * 0.75)]
+    for _ in range(levels):
+        grown = []
+        for origin, direction, length, r in limbs:
+            for _ in range(int(rng.integers(2, 4))):
+                bend = rng.normal(0, 0.55, 3)
+                d = direction + bend + np.array([0.0, 0.35, 0.0])  # branches reach upwards
+                d /= np.linalg.norm(d)
+                reach = length * float(rng.uniform(0.7, 1.05))
+                end = origin + d * reach
+                b.cylinder_between(origin, end, r, wood_mat, taper=0.7)
+                grown.append((end, d, reach * 0.72, r * 0.55))
+        limbs = grown
+
+
+def pole(
+    b: SceneBuilder,
+    rng: np.random.Generator,
+    x: float,
+    z: float,
+    height: float,
+    radius: float,
+    base: float = 0.0,
+    mat: int | None = None,
+) -> np.ndarray:
+    """A plain upright pole (utility, flag or washing-line post); returns its top point."""
+    m = metal(b, rng, color(rng, METALS)) if mat is None else mat
+    b.cylinder((x, base + height / 2, z), radius, height / 2, m)
+    return np.array([x, base + height, z])
+
+
 def bush(
     b: SceneBuilder,
     rng: np.random.Generator,

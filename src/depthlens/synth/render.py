@@ -42,6 +42,7 @@ from depthlens.synth.raycast import (
 from depthlens.synth.scene import QUAD, Lighting, Scene
 
 __all__ = [
+    "EXTRA_KINDS",
     "SCENE_KINDS",
     "SynthSample",
     "build_scene",
@@ -52,7 +53,12 @@ __all__ = [
     "render_scene",
 ]
 
+#: The kinds a sample's seed draws from by default (training and validation data).
 SCENE_KINDS = ("indoor", "street", "landscape", "tabletop")
+#: Kinds rendered only when named: they stay out of the default pool, so every seed
+#: keeps its scene. ``thin_structures`` is the high-resolution sharp-edge benchmark's.
+EXTRA_KINDS = ("thin_structures",)
+_ALL_KINDS = SCENE_KINDS + EXTRA_KINDS
 
 _SEED_MASK = (1 << 64) - 1
 _SCENE_STREAM, _EFFECT_STREAM, _KIND_STREAM = 1, 2, 3
@@ -93,7 +99,7 @@ def build_scene(seed: int, kind: str) -> Scene:
     from depthlens.synth import layouts
 
     _check_kinds([kind])
-    rng = np.random.default_rng([seed & _SEED_MASK, SCENE_KINDS.index(kind), _SCENE_STREAM])
+    rng = np.random.default_rng([seed & _SEED_MASK, _ALL_KINDS.index(kind), _SCENE_STREAM])
     return layouts.BUILDERS[kind](rng)
 
 
@@ -198,11 +204,11 @@ def _check_kinds(kinds: Sequence[str] | None) -> tuple[str, ...]:
     if kinds is None:
         return SCENE_KINDS
     pool = tuple(kinds)
-    unknown = [k for k in pool if k not in SCENE_KINDS]
+    unknown = [k for k in pool if k not in _ALL_KINDS]
     if unknown or not pool:
         raise ValueError(
             f"unknown scene kind {', '.join(unknown) or '(none)'}: "
-            f"choose from {', '.join(SCENE_KINDS)}"
+            f"choose from {', '.join(_ALL_KINDS)}"
         )
     return pool
 
