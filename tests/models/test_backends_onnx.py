@@ -39,6 +39,8 @@ from depthlens.models.weights import BUNDLED_DIR
 from tests.checkpoints import random_state_dict
 from tests.models import test_depth_anything_3 as da3_tests
 from tests.models.test_backends import prompt_batch, tiny_prompt_depth_anything
+from tests.models.test_video_depth_anything import _clip as vda_clip
+from tests.models.test_video_depth_anything import tiny_video_depth_anything
 from tests.models.test_zoedepth import TINY as TINY_ZOE
 from tests.models.test_zoedepth import TINY_K as TINY_ZOE_K
 
@@ -408,6 +410,119 @@ def test_export_command_writes_both_inputs_of_prompt_depth_anything(
     with torch.no_grad():
         expected = network(image, depth).numpy()
     assert _share_of_range(expected, got) < FP32_TOLERANCE
+
+
+# ------------------------------------------------ clips: Video Depth Anything
+
+VDA = get_spec("video-depth-anything-small")
+
+
+@pytest.fixture(scope="module")
+def clip_runner(home: Path) -> tuple[nn.Module, OnnxRuntimeRunner]:
+    """A tiny Video Depth Anything exported into the cache at a small size (a clip of 2
+    frames of 42 x 70), and a runner on that entry."""
+    network = tiny_video_depth_anything()
+    folder = cache.entry_dir(VDA, cache.weights_key(network, ""), "onnxruntime", "fp32")
+    export_onnx(VDA, network, folder / "model.onnx", size=(42, 70))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ort_backend, "export_onnx", no_export)
+        return network, OnnxRuntimeRunner(VDA, network, CPU)
+
+
+def test_video_depth_anything_exports_clips_with_free_frames(
+    clip_runner: tuple[nn.Module, OnnxRuntimeRunner],
+) -> None:
+    network, runner = clip_runner
+    summary = onnx_summary(runner.path)
+    assert summary["inputs"] == {"image": ("batch", "frames", 3, "height", "width")}
+    assert summary["outputs"] == {"depth": ("batch", "frames", "height", "width")}
+    generator = torch.Generator().manual_seed(3)
+    # neither the traced clip's frames nor its size; photos go in as one-frame clips
+    for shape in ((1, 5, 3, 56, 84), (2, 3, 3, 56, 56), (2, 3, 56, 84)):
+        batch = torch.randn(*shape, generator=generator)
+        with torch.no_grad():
+            expected = network(batch).numpy()
+        got = runner(batch).numpy()
+        assert got.shape == expected.shape == (*shape[:-3], *shape[-2:])
+        assert _share_of_range(expected, got) < FP32_TOLERANCE, shape
+
+
+def test_video_depth_anything_static_export_fixes_one_window(
+    clip_runner: tuple[nn.Module, OnnxRuntimeRunner], tmp_path: Path
+) -> None:
+    from depthlens.models import video_depth_anything as vda
+
+    network, _ = clip_runner
+    path = export_onnx(VDA, network, tmp_path / "static.onnx", dynamic=False, size=(42, 70))
+    summary = onnx_summary(path)
+    assert summary["inputs"] == {"image": (1, vda.WINDOW, 3, 42, 70)}
+    assert summary["outputs"] == {"depth": (1, vda.WINDOW, 42, 70)}
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    clip = torch.randn(1, vda.WINDOW, 3, 42, 70, generator=torch.Generator().manual_seed(5))
+    (got,) = session.run(None, {"image": clip.numpy()})
+    with torch.no_grad():
+        expected = network(clip).numpy()
+    assert _share_of_range(expected, got) < FP32_TOLERANCE
+
+
+def test_video_depth_anything_windows_and_photos_run_on_onnxruntime(
+    clip_runner: tuple[nn.Module, OnnxRuntimeRunner], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A video (two windows) through an estimator on ONNX Runtime: the windowed
+    inference calls its runner, never the torch network, and gives the torch depth; a
+    photo too."""
+    from functools import partial
+
+    from depthlens.models import video_depth_anything as vda
+    from depthlens.video.stream import clip_predictor
+
+    network, _ = clip_runner
+    frames = list(vda_clip())
+    expected = np.stack(list(vda.iter_video_depth(network, frames, input_size=56)))
+    photo = frames[0]
+    on_torch = Estimator(VDA, network, "cpu").predict(photo)
+    monkeypatch.setattr(ort_backend, "export_onnx", no_export)
+    estimator = Estimator(VDA, network, "cpu", backend="onnxruntime")
+    monkeypatch.setattr(vda, "iter_video_depth", partial(vda.iter_video_depth, input_size=56))
+    monkeypatch.setattr(network, "forward", no_export)  # the torch network is not called
+    clip = clip_predictor(estimator, "windowed")
+    assert clip is not None
+    depth = np.stack(list(clip(iter(frames))))
+    assert depth.shape == expected.shape == (40, 28, 42)
+    assert _share_of_range(expected, depth) < FP32_TOLERANCE
+    on_ort = estimator.predict(photo)
+    assert on_ort.depth.shape == (28, 42)
+    assert _share_of_range(on_torch.depth, on_ort.depth) < FP32_TOLERANCE
+
+
+def test_video_depth_anything_streaming_and_int8_static_stay_on_torch(
+    clip_runner: tuple[nn.Module, OnnxRuntimeRunner],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The streaming mode needs the torch network's cached states: refused on ONNX
+    Runtime before the video is read or anything written; int8-static (calibrated on
+    still photos) is refused for the clip network."""
+    from depthlens.io.video import VideoWriter
+    from depthlens.video.stream import predict_video
+
+    network, _ = clip_runner
+    monkeypatch.setattr(ort_backend, "export_onnx", no_export)
+    estimator = Estimator(VDA, network, "cpu", backend="onnxruntime")
+    video = tmp_path / "clip.mp4"
+    with VideoWriter(video, 10.0) as writer:
+        for frame in vda_clip()[:2]:
+            writer.write(frame)
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match="streaming mode runs on the torch backend only"):
+        predict_video(estimator, video, out, video_mode="streaming")
+    assert not out.exists()
+    for call in (
+        lambda: make_runner(VDA, network, CPU, "onnxruntime", "int8-static"),
+        lambda: export_onnx(VDA, network, tmp_path / "vda.onnx", precision="int8-static"),
+    ):
+        with pytest.raises(UsageError, match="has no int8-static: its calibration would be"):
+            call()
 
 
 # ----------------------------------------------------------------------- int8

@@ -41,6 +41,8 @@ from tests.models.test_backends import prompt_batch, random_weights, tiny_prompt
 from tests.models.test_depth_anything import TINY as DA_TINY
 from tests.models.test_dpt import TINY_HYBRID, TINY_LARGE
 from tests.models.test_metric3d import _tiny_network as metric3d_tiny
+from tests.models.test_video_depth_anything import _clip as vda_clip
+from tests.models.test_video_depth_anything import tiny_video_depth_anything
 from tests.models.test_zoedepth import TINY as ZOE_TINY
 
 # OpenVINO's CPU kernels sum in other orders than torch's: ~1e-6 of the output range
@@ -99,6 +101,7 @@ SMALL_EXAMPLES = {
     "depth_anything": (42, 56),
     "metric3d": (28, 56),
     "prompt_depth_anything": (42, 70),
+    "video_depth_anything": (42, 70),
     "zoedepth": (64, 96),
 }
 
@@ -248,6 +251,52 @@ def test_prompt_depth_anything_takes_its_prompt_as_a_second_input(home: Path) ->
     assert result.depth.shape == (45, 60)
     ours, expected_depth = torch.from_numpy(result.depth), torch.from_numpy(reference.depth)
     assert share_of_range(ours, expected_depth) < FP32_SHARE
+
+
+def test_video_depth_anything_runs_clips_windows_and_photos(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clip network converted whole, (B, T, 3, h, w) -> (B, T, h, w) with T free:
+    torch's numbers for clips, for a video's windows through an estimator on OpenVINO
+    (its runner, not the torch network) and for a photo (a one-frame clip)."""
+    from functools import partial
+
+    from depthlens.models import video_depth_anything as vda
+    from depthlens.video.stream import clip_predictor
+
+    spec = get_spec("video-depth-anything-small")
+    # the family's own example: a clip of two frames of its input for a 640 x 480 photo
+    assert tuple(FAMILY_EXAMPLE(spec)[0].shape) == (1, 2, 3, 518, 686)
+    network = tiny_video_depth_anything()
+    runner = ov_backend.OpenVinoRunner(spec, network, torch.device("cpu"))
+    assert runner.compiled.inputs[0].get_partial_shape().to_string() == "[?,?,3,?,?]"
+    generator = torch.Generator().manual_seed(3)
+    for shape in ((1, 5, 3, 56, 84), (2, 3, 56, 56)):  # not the traced 2 x 42 x 70
+        batch = torch.randn(*shape, generator=generator)
+        with torch.no_grad():
+            expected = network(batch)
+        got = runner(batch)
+        assert got.shape == expected.shape == (*shape[:-3], *shape[-2:])
+        assert share_of_range(got, expected) < FP32_SHARE, shape
+    frames = list(vda_clip())
+    reference = torch.from_numpy(np.stack(list(vda.iter_video_depth(network, frames, 56))))
+    photo = Image(frames[0], None, "<frame 0>")
+    on_torch = torch.from_numpy(Estimator(spec, network, "cpu").predict(photo).depth)
+    estimator = Estimator(spec, network, "cpu", backend="openvino")
+    monkeypatch.setattr(vda, "iter_video_depth", partial(vda.iter_video_depth, input_size=56))
+
+    def no_torch(*args: object) -> None:
+        raise AssertionError("the torch network ran")
+
+    monkeypatch.setattr(network, "forward", no_torch)
+    clip = clip_predictor(estimator, "windowed")
+    assert clip is not None
+    depth = torch.from_numpy(np.stack(list(clip(iter(frames)))))
+    assert depth.shape == reference.shape == (40, 28, 42)
+    assert share_of_range(depth, reference) < FP32_SHARE
+    on_openvino = torch.from_numpy(estimator.predict(photo).depth)
+    assert on_openvino.shape == (28, 42)
+    assert share_of_range(on_openvino, on_torch) < FP32_SHARE
 
 
 @pytest.mark.skipif(ov_backend.bf16_supported(), reason="this CPU runs OpenVINO bf16")

@@ -17,8 +17,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from depthlens.models import depth_anything as da
 from depthlens.models import video_depth_anything as vda
-from tests.checkpoints import official_checkpoint, read_key_table
+from tests.checkpoints import official_checkpoint, random_state_dict, read_key_table
 
 EXPECTED = Path(__file__).resolve().parent.parent / "expected"
 GOLDEN = EXPECTED / "video-depth-anything-small_official.npz"
@@ -42,6 +43,31 @@ def golden() -> dict[str, np.ndarray]:
 def streaming_golden() -> dict[str, np.ndarray]:
     with np.load(STREAMING_GOLDEN) as data:
         return {key: data[key] for key in data.files}
+
+
+# A tiny random network for the backend tests (test_backends_onnx/openvino): a 4 x 4
+# position grid, motion modules of 32, 32, 16 and 16 channels in 8 groups and 2 heads.
+TINY = vda.VDAConfig(
+    image=da.DAConfig(
+        width=32,
+        depth=5,
+        heads=2,
+        features=16,
+        out_channels=(8, 16, 32, 32),
+        hooked_blocks=(0, 2, 3, 4),
+        image_size=56,
+    ),
+    motion_heads=2,
+    norm_groups=8,
+)
+
+
+def tiny_video_depth_anything(seed: int = 0) -> vda.VideoDepthAnythingNetwork:
+    """``TINY`` with deterministic random weights (tests/checkpoints)."""
+    network = vda.build_network(TINY)
+    layout = {key: tuple(value.shape) for key, value in network.state_dict().items()}
+    network.load_state_dict(random_state_dict(layout, seed), strict=True)
+    return network.eval()
 
 
 def _clip() -> np.ndarray:

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import cv2
 import numpy as np
@@ -109,12 +110,12 @@ def _make(size: str, metric: bool) -> VDAConfig:
 
 _SIZES = {"vits": "small", "vitb": "base", "vitl": "large"}
 
-# Videos need the windowed inference in this module (``iter_video_depth``), which runs
-# the torch network on (1, T, 3, h, w) clips: no exported graph takes that.
-TORCH_ONLY = (
-    "Video Depth Anything runs whole clips through its temporal attention, in windows "
-    "that only the torch network takes."
-)
+# The network takes clips (B, T, 3, h, w) -> (B, T, h, w) (models/backends): its
+# ONNX/OpenVINO exports leave T free, and a static export fixes it at one window. The
+# windowed inference runs on any backend's runner; the streaming mode feeds cached
+# states back into the torch network (``forward_states``), so it runs in torch only
+# (video/stream.py: clip_predictor).
+CLIP_FRAMES = WINDOW
 
 # Licences, README.md "LICENSE": Small Apache-2.0, Base/Large CC-BY-NC-4.0. The README
 # does not say whether "Small" covers Metric-Video-Depth-Anything-Small as well.
@@ -264,7 +265,8 @@ class VideoDepthAnythingNetwork(da.DepthAnythingNetwork):
         (else they are freed at once: a whole window's would be a lot of memory)."""
         if past is not None:
             past = past[index * MOTION_ATTENTIONS : (index + 1) * MOTION_ATTENTIONS]
-        video = x.unflatten(0, (-1, frames)).transpose(1, 2)
+        # reshape, not unflatten: an ONNX trace of unflatten fixes the frame count
+        video = x.reshape(-1, frames, *x.shape[1:]).transpose(1, 2)
         out, states = self.motion_modules[index](video, past)
         return out.transpose(1, 2).flatten(0, 1), states if keep else []
 
@@ -460,12 +462,24 @@ def _windows(frames: Iterable[np.ndarray]) -> Iterator[tuple[list[np.ndarray], i
         buffer = buffer[step:]
 
 
+# A clip network on any backend: (B, T, 3, h, w) float32 -> (B, T, h, w), such as the
+# torch network or an ONNX Runtime/OpenVINO runner of its export (models/backends).
+ClipNetwork = Callable[[Tensor], Tensor]
+
+
 def iter_video_depth(
-    network: VideoDepthAnythingNetwork,
+    network: VideoDepthAnythingNetwork | ClipNetwork,
     frames: Iterable[np.ndarray],
     input_size: int = INPUT_SIZE,
+    *,
+    metric: bool | None = None,
 ) -> Iterator[np.ndarray]:
     """(H, W) float32 depth of every frame, in order, for (H, W, 3) uint8 RGB frames.
+
+    ``network`` is the torch network (its clips go to its device and dtype) or any
+    ``ClipNetwork`` on CPU float32 clips, such as a runner of another backend; then
+    ``metric`` (whether it is a metric model) must be given, which for the torch
+    network defaults to its config's.
 
     The official ``infer_video_depth`` (its float32 path) as a generator holding at most
     one window of frames and depths. Per window of 32 frames starting every 22 frames:
@@ -476,8 +490,9 @@ def iter_video_depth(
     8 frames shared with the previous window cross-fade linearly from it to this one;
     slots 10-31 are new frames. Metric models use scale 1 and shift 0.
     """
-    parameter = next(network.parameters())
-    metric = network.video_config.metric
+    parameter = next(network.parameters()) if isinstance(network, nn.Module) else None
+    if metric is None:
+        metric = cast(VideoDepthAnythingNetwork, network).video_config.metric
     size = (0, 0)
     frame_size = (0, 0)
     keyframe_inputs: Tensor | None = None
@@ -494,8 +509,13 @@ def iter_video_depth(
         if keyframe_inputs is not None:
             inputs[:OVERLAP] = keyframe_inputs
         keyframe_inputs = inputs[list(KEYFRAMES)]
+        clip = (
+            inputs[None]
+            if parameter is None
+            else inputs[None].to(parameter.device, parameter.dtype)
+        )
         with torch.no_grad():
-            out = network(inputs[None].to(parameter.device, parameter.dtype)).float()
+            out = network(clip).float()
         out = F.interpolate(out[0][:, None], frame_size, mode="bilinear", align_corners=True)
         depths = [d[0].cpu().numpy() for d in out]
         if first:

@@ -383,8 +383,13 @@ def clip_predictor(
     """A family that sees time predicts a whole video itself: its module's
     ``iter_video_depth(network, frames)`` (windows over the clip) or, for
     ``video_mode="streaming"``, ``iter_video_depth_streaming`` (one frame at a time),
-    on the estimator's torch network, both in bounded memory; None for per-frame
-    families."""
+    both in bounded memory; None for per-frame families.
+
+    The windows run on the estimator's backend: the torch network, or the ONNX Runtime
+    or OpenVINO runner of its clip export. The streaming mode feeds each frame's cached
+    states back into the torch network, which no export takes: on another backend it
+    is a UsageError.
+    """
     if video_mode not in _CLIP_RUNNERS:
         raise UsageError(f"Unknown video mode '{video_mode}': use windowed or streaming.")
     spec = getattr(estimator, "spec", None)
@@ -396,7 +401,18 @@ def clip_predictor(
     run = getattr(family_module(spec.family), _CLIP_RUNNERS[video_mode], None)
     if run is None:
         return None
-    return lambda frames: run(network, frames)
+    runner = getattr(estimator, "runner", None)
+    backend = getattr(runner, "backend", "torch")
+    if backend == "torch":
+        return lambda frames: run(network, frames)
+    if video_mode == "streaming":
+        raise UsageError(
+            f"The streaming mode runs on the torch backend only: it feeds cached states of "
+            f"past frames back into {spec.name}'s network, which the {backend} export does "
+            "not take; use --backend torch or --video-mode windowed."
+        )
+    metric = spec.kind == "metric"
+    return lambda frames: run(runner, frames, metric=metric)
 
 
 def predict_frames(

@@ -4,7 +4,9 @@ The estimator prepares and finishes images the one official way (``models/hooks.
 only the network call in between goes through a ``Runner``: a callable from a
 (B, 3, h, w) float32 batch (and Prompt Depth Anything's (B, 1, hp, wp) prompt depth) to
 what the family's network returns (a (B, h, w) tensor, or a family's tuple of tensors
-such as Metric3D's), so the hooks cannot tell backends apart.
+such as Metric3D's), so the hooks cannot tell backends apart. A network that sees time
+(Video Depth Anything, ``clip_frames``) is exported whole, clips (B, T, 3, h, w) ->
+(B, T, h, w); its runners take clips as well as photos, which go in as one-frame clips.
 
 - ``torch`` (``backends/pytorch.py``: a submodule named ``torch`` would shadow the
   package's own ``torch``): the network itself; ``bf16`` runs it under CPU/CUDA autocast, ``int8``
@@ -47,6 +49,7 @@ __all__ = [
     "Precision",
     "Runner",
     "check_choice",
+    "clip_frames",
     "make_runner",
     "refuse_export",
 ]
@@ -106,10 +109,12 @@ class OutputLayout:
         return tensors[0] if self.kind is None else self.kind(*tensors)
 
 
-def refuse_export(spec: ModelSpec) -> None:
+def refuse_export(spec: ModelSpec, precision: str = "fp32") -> None:
     """A UsageError when ``spec`` runs in torch only: its family module's ``TORCH_ONLY``
     says why in one sentence (MoGe-2), for the whole family or, as a mapping, for some
-    variants (ZoeDepth's NK)."""
+    variants (ZoeDepth's NK). Also one for ``int8-static`` on a network that takes clips:
+    its calibration scenes are still photos, while its temporal attention's activations
+    depend on how the frames of a clip differ."""
     from depthlens.models.weights import family_module
 
     why = getattr(family_module(spec.family), "TORCH_ONLY", None)
@@ -117,6 +122,20 @@ def refuse_export(spec: ModelSpec) -> None:
         why = why.get(spec.variant)
     if why:
         raise UsageError(f"{spec.name} runs on the torch backend only: {why}")
+    if precision == "int8-static" and clip_frames(spec):
+        raise UsageError(
+            f"{spec.name} has no int8-static: its calibration would be still photos, not "
+            "the clips its temporal attention sees; use int8 (weights only) or fp32."
+        )
+
+
+def clip_frames(spec: ModelSpec) -> int:
+    """The frames of one clip (a static export's T) for a network that takes clips
+    (B, T, 3, h, w) -> (B, T, h, w), its family module's ``CLIP_FRAMES`` (Video Depth
+    Anything's window); 0 for a network of photos."""
+    from depthlens.models.weights import family_module
+
+    return int(getattr(family_module(spec.family), "CLIP_FRAMES", 0))
 
 
 def check_choice(backend: str, precision: str) -> tuple[Backend, Precision]:
@@ -166,7 +185,7 @@ def make_runner(
     """
     chosen, bits = check_choice(backend, precision)
     if chosen != "torch":
-        refuse_export(spec)
+        refuse_export(spec, bits)
     require(chosen)
     if chosen != "torch" and device.type != "cpu":
         raise UsageError(f"The {chosen} backend runs on the CPU here; use --device cpu.")

@@ -10,7 +10,9 @@ prepared as the metadata says, and for Prompt Depth Anything also ``prompt_depth
 network's by name (``depth``, or Metric3D's ``depth, confidence, normal``). With
 ``dynamic`` (the default) batch, height and width are free: any size the network itself
 takes (multiples of 32 for MiDaS and DPT, of 14 for Depth Anything, of 28 for Metric3D,
-of 16 for ZoeDepth's BEiT).
+of 16 for ZoeDepth's BEiT). A network that takes clips (Video Depth Anything) has
+``image`` (batch, frames, 3, height, width) and ``depth`` (batch, frames, height,
+width), the frames free too (a static export fixes them at one window).
 ``int8`` is ONNX Runtime's dynamic quantisation of the fp32 export (int8 weights,
 activations quantised per batch); ``int8-static`` its static quantisation (QDQ), with
 activation ranges calibrated on ``calibration_inputs``: the family's own preparation of
@@ -37,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthlens.errors import UsageError
-from depthlens.models.backends import OutputLayout, Precision, refuse_export
+from depthlens.models.backends import OutputLayout, Precision, clip_frames, refuse_export
 from depthlens.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -158,15 +160,28 @@ def input_names(spec: ModelSpec) -> tuple[str, ...]:
 
 
 def example_inputs(
-    spec: ModelSpec, size: tuple[int, int] | None = None
+    spec: ModelSpec, size: tuple[int, int] | None = None, frames: int = 2
 ) -> tuple[torch.Tensor, ...]:
     """The network's inputs (``input_names``) for one image, batch 1, float32.
 
     The image (1, 3, h, w) is the family's preparation of a synthetic ``EXAMPLE_IMAGE``
     photo, or seeded noise at ``size`` (h, w) when given. A prompt depth (1, 1, hp, wp)
     is a ramp from 0.5 to 5 m at a quarter of the photo's size: the network takes a
-    prompt of any size, so the trace leaves its size free like the image's.
+    prompt of any size, so the trace leaves its size free like the image's. A network
+    that takes clips (``clip_frames``) gets a clip (1, ``frames``, 3, h, w) of the image,
+    mirrored in every other frame (more than one frame, so that no axis of length 1 is
+    traced).
     """
+    inputs = _example_photo(spec, size)
+    if not clip_frames(spec):
+        return inputs
+    image = inputs[0]
+    clip = torch.stack([image.flip(-1) if i % 2 else image for i in range(frames)], dim=1)
+    return (clip, *inputs[1:])
+
+
+def _example_photo(spec: ModelSpec, size: tuple[int, int] | None) -> tuple[torch.Tensor, ...]:
+    """``example_inputs`` for a network of photos."""
     from depthlens.io.images import Image
     from depthlens.io.prompt_depth import with_prompt
     from depthlens.models.hooks import hooks_for
@@ -267,18 +282,19 @@ def export_onnx(
 ) -> Path:
     """Write ``network`` (the zoo row ``spec``'s) to ``path`` as ONNX; returns the path.
 
-    The inputs ``input_names(spec)`` (``image`` (batch, 3, height, width), then a prompt
-    depth (batch, 1, prompt_height, prompt_width) where the model takes one), the
-    outputs by name, batch, heights and widths free unless ``dynamic`` is False (then
-    fixed at the example's size: ``size`` (h, w), else the family's input for a
-    640 x 480 photo). ``precision`` is ``fp32``, ``int8`` (dynamic quantisation of
-    MatMul/Gemm weights) or ``int8-static`` (weights and activations, calibrated on
-    ``calibration``: batches of the network's inputs, by default
-    ``calibration_inputs(spec)``). ``weights`` (the file the network's weights came
-    from) gives the ``weights_sha256`` metadata; without it, the sha256 of the network's
-    tensors. The file is written whole or not at all.
+    The inputs ``input_names(spec)`` (``image`` (batch, 3, height, width), or (batch,
+    frames, 3, height, width) for a network that takes clips, then a prompt depth
+    (batch, 1, prompt_height, prompt_width) where the model takes one), the outputs by
+    name, batch, frames, heights and widths free unless ``dynamic`` is False (then fixed
+    at the example's size: ``size`` (h, w), else the family's input for a 640 x 480
+    photo, and a clip of ``clip_frames(spec)`` frames). ``precision`` is ``fp32``,
+    ``int8`` (dynamic quantisation of MatMul/Gemm weights) or ``int8-static`` (weights
+    and activations, calibrated on ``calibration``: batches of the network's inputs, by
+    default ``calibration_inputs(spec)``). ``weights`` (the file the network's weights
+    came from) gives the ``weights_sha256`` metadata; without it, the sha256 of the
+    network's tensors. The file is written whole or not at all.
     """
-    refuse_export(spec)
+    refuse_export(spec, precision)
     if precision not in EXPORT_PRECISIONS:
         raise UsageError(
             f"ONNX exports are {', '.join(EXPORT_PRECISIONS[:-1])} or "
@@ -292,10 +308,13 @@ def export_onnx(
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"{target} is a folder; name the .onnx file to write.")
-    example = example_inputs(spec, size)
+    clips = clip_frames(spec)
+    example = example_inputs(spec, size, frames=2 if dynamic else clips)
     layout = output_layout(network, example)
     names = input_names(spec)
-    model = onnx.load_from_string(_trace(network, example, names, layout, dynamic, opset))
+    model = onnx.load_from_string(
+        _trace(network, example, names, layout, dynamic, opset, clips > 0)
+    )
     if dynamic:
         _name_output_axes(model)
     else:  # the exporter leaves some output axes symbolic; the example fixes them all
@@ -337,11 +356,15 @@ def _trace(
     layout: OutputLayout,
     dynamic: bool,
     opset: int,
+    clips: bool = False,
 ) -> bytes:
     axes: dict[str, dict[int, str]] = {}
     if dynamic:
         axes = {name: {0: "batch"} for name in layout.names}
         axes[INPUT_NAME] = {0: "batch", 2: "height", 3: "width"}
+        if clips:  # (batch, frames, 3, height, width) -> (batch, frames, height, width)
+            axes = {name: {0: "batch", 1: "frames"} for name in layout.names}
+            axes[INPUT_NAME] = {0: "batch", 1: "frames", 3: "height", 4: "width"}
         if PROMPT_NAME in names:  # a size of its own
             axes[PROMPT_NAME] = {0: "batch", 2: "prompt_height", 3: "prompt_width"}
     folder = tempfile.TemporaryDirectory(prefix="depthlens-onnx-")

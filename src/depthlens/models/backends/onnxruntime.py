@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from depthlens.models.backends import Backend, OutputLayout, Precision, cache
+from depthlens.models.backends import Backend, OutputLayout, Precision, cache, clip_frames
 from depthlens.models.backends.export import (
     calibration_key,
     depthlens_version,
@@ -42,7 +42,9 @@ MODEL_FILE = "model.onnx"
 class OnnxRuntimeRunner:
     """``network(batch, *extra)`` through ONNX Runtime (``extra``: Prompt Depth
     Anything's prompt depth); outputs are float32 torch tensors in the network's own
-    structure (a (B, h, w) tensor or the family's named tuple)."""
+    structure (a (B, h, w) tensor or the family's named tuple). A network that takes
+    clips takes a (B, T, 3, h, w) clip or a (B, 3, h, w) batch of photos, each run as a
+    one-frame clip."""
 
     backend: Backend = "onnxruntime"
 
@@ -59,6 +61,7 @@ class OnnxRuntimeRunner:
         self.precision = precision
         self.layout: OutputLayout = output_layout(network)
         self.inputs = input_names(spec)
+        self.clips = clip_frames(spec) > 0
         calibration = calibration_key() if precision == "int8-static" else ""
         key = cache.weights_key(network, weights)
         folder = cache.entry_dir(spec, key, self.backend, precision, calibration)
@@ -74,12 +77,15 @@ class OnnxRuntimeRunner:
         self.session: onnxruntime.InferenceSession = session
 
     def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> Any:
+        photos = self.clips and batch.dim() == 4
+        if photos:
+            batch = batch[:, None]
         feed = {
             name: np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
             for name, tensor in zip(self.inputs, (batch, *extra), strict=True)
         }
         arrays = self.session.run(list(self.layout.names), feed)
-        return self.layout.rebuild(arrays)
+        return self.layout.rebuild([array[:, 0] for array in arrays] if photos else arrays)
 
     def _current(self, session: onnxruntime.InferenceSession) -> bool:
         """Whether a cached file is this depthlens version's export at this precision,

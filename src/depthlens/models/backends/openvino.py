@@ -4,10 +4,11 @@ and compiled for the CPU.
 - Conversion: ``torch.jit.trace`` on the family's own input for a 640 x 480 photo
   (``example_inputs``), read by OpenVINO's PyTorch frontend; batch, height and width
   stay free (the families keep their size-dependent steps traceable), so one conversion
-  serves every input size. The inputs are named as the ONNX export's (``image``, and
-  Prompt Depth Anything's ``prompt_depth``) and the outputs by the network's
-  ``OutputLayout`` (``depth``, or Metric3D's ``depth, confidence, normal``), and they
-  are fed and read back by those names.
+  serves every input size (a network that takes clips, Video Depth Anything, is
+  converted whole: (B, T, 3, h, w) -> (B, T, h, w), T free as well). The inputs are
+  named as the ONNX export's (``image``, and Prompt Depth Anything's ``prompt_depth``)
+  and the outputs by the network's ``OutputLayout`` (``depth``, or Metric3D's ``depth,
+  confidence, normal``), and they are fed and read back by those names.
 - The frontend is called directly rather than through ``openvino.convert_model``, which
   sends usage telemetry on every call (and waits ~6 s for it on a machine offline);
   OpenVINO's own ``torch.compile`` backend converts the same way.
@@ -40,7 +41,7 @@ import torch
 from torch import nn
 
 from depthlens.errors import UsageError
-from depthlens.models.backends import Backend, OutputLayout, Precision, cache
+from depthlens.models.backends import Backend, OutputLayout, Precision, cache, clip_frames
 from depthlens.models.backends.export import (
     calibration_inputs,
     calibration_key,
@@ -94,7 +95,8 @@ class OpenVinoRunner:
     """``network`` converted by OpenVINO (or read back from the cache) and compiled for
     the CPU at ``precision``; called with a (B, 3, h, w) float32 batch (and Prompt Depth
     Anything's (B, 1, hp, wp) prompt depth), it returns what the network returns, as
-    float32 tensors."""
+    float32 tensors. A network that takes clips takes a (B, T, 3, h, w) clip or a
+    (B, 3, h, w) batch of photos, each run as a one-frame clip."""
 
     backend: Backend = "openvino"
 
@@ -114,6 +116,7 @@ class OpenVinoRunner:
                 "lacks; use --precision fp32 (or int8)."
             )
         self.inputs = input_names(spec)
+        self.clips = clip_frames(spec) > 0
         self.layout = output_layout(network, example_inputs(spec))
         key = cache.weights_key(network, weights)
         calibration = calibration_key() if precision == "int8-static" else ""
@@ -145,12 +148,16 @@ class OpenVinoRunner:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
+        photos = self.clips and batch.dim() == 4
+        if photos:
+            batch = batch[:, None]
         feed = {
             name: np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
             for name, tensor in zip(self.inputs, (batch, *extra), strict=True)
         }
         result = request.infer(feed)
-        return self.layout.rebuild([result[name] for name in self.layout.names])
+        arrays = [result[name] for name in self.layout.names]
+        return self.layout.rebuild([array[:, 0] for array in arrays] if photos else arrays)
 
 
 def bf16_supported(core: ov.Core | None = None) -> bool:
@@ -161,8 +168,9 @@ def bf16_supported(core: ov.Core | None = None) -> bool:
 
 def convert(spec: ModelSpec, network: nn.Module, layout: OutputLayout) -> ov.Model:
     """``network`` as an OpenVINO model: inputs named by ``input_names`` (``image``
-    (?, 3, ?, ?) float32, Prompt Depth Anything's ``prompt_depth`` (?, 1, ?, ?)),
-    outputs named by ``layout``, in its order."""
+    (?, 3, ?, ?) float32, or (?, ?, 3, ?, ?) for a network that takes clips; Prompt
+    Depth Anything's ``prompt_depth`` (?, 1, ?, ?)), outputs named by ``layout``, in its
+    order."""
     from openvino.frontend import FrontEndManager
     from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
 
@@ -175,8 +183,15 @@ def convert(spec: ModelSpec, network: nn.Module, layout: OutputLayout) -> ov.Mod
         frontend = FrontEndManager().load_by_framework("pytorch")
         decoder = TorchScriptPythonDecoder(traced)
         model = frontend.convert(frontend.load(decoder))
-    # batch and the image axes free, the channels as traced
-    model.reshape({index: [-1, tensor.shape[1], -1, -1] for index, tensor in enumerate(example)})
+    # every axis free but the channels (the third from the end), as traced
+    model.reshape(
+        {
+            index: [
+                size if axis == tensor.dim() - 3 else -1 for axis, size in enumerate(tensor.shape)
+            ]
+            for index, tensor in enumerate(example)
+        }
+    )
     for port, name in zip(model.inputs, input_names(spec), strict=True):
         port.get_tensor().set_names({name})
     if len(model.outputs) != len(layout.names):
