@@ -2,8 +2,10 @@
 
 ``depthlens predict VIDEO --model video-depth-anything-small`` streams the video
 through the official windowed inference (``models.video_depth_anything.iter_video_depth``:
-one 32-frame window held at a time) into ``video.stream.predict_video``'s writers; its
-peak resident memory should not grow with the number of frames. This script writes
+one 32-frame window held at a time), or with ``--video-mode streaming`` through its
+streaming mode (``iter_video_depth_streaming``: 42 frames' cached states), into
+``video.stream.predict_video``'s writers; their peak resident memory should not grow
+with the number of frames. This script writes
 synthetic videos of N frames, runs ``predict_video`` on each in a fresh process (random
 weights in the Small layout: memory, not quality) and prints each run's peak RSS
 (``ru_maxrss``) and its growth per 100 frames, against the peer: the same frames
@@ -28,6 +30,9 @@ from depthlens.io.video import VideoWriter
 from depthlens.models import video_depth_anything as vda
 
 HEIGHT, WIDTH = 240, 320
+# stream: predict_video, windowed; streaming: predict_video, --video-mode streaming;
+# array: the peer, every frame and depth in memory
+MODES = ("stream", "streaming", "array")
 
 CHILD = """
 import json, resource, sys
@@ -40,11 +45,14 @@ from depthlens.video.stream import predict_video
 
 video, weights, out, size, mode = sys.argv[1:6]
 estimator = depthlens.load_model("video-depth-anything-small", weights)
-windows = partial(vda.iter_video_depth, input_size=int(size))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if mode == "stream":
-    vda.iter_video_depth = windows
-    frames = predict_video(estimator, video, out, lossless="npz", chunk_frames=32).frames
+if mode in ("stream", "streaming"):  # windowed, or the official streaming mode
+    vda.iter_video_depth = partial(vda.iter_video_depth, input_size=int(size))
+    vda.iter_video_depth_streaming = partial(vda.iter_video_depth_streaming, input_size=int(size))
+    video_mode = "windowed" if mode == "stream" else "streaming"
+    frames = predict_video(
+        estimator, video, out, lossless="npz", chunk_frames=32, video_mode=video_mode
+    ).frames
 else:  # the peer: every frame decoded into one array, every depth kept
     with VideoReader(video) as reader:
         clip = np.stack(list(reader))
@@ -88,21 +96,21 @@ def main() -> None:
         for count in args.frames:
             video = root / f"pan{count}.mp4"
             write_video(video, count)
-            for mode in ("stream", "array"):
+            for mode in MODES:
                 measured = run(video, weights, root / f"out-{mode}-{count}", args.input_size, mode)
                 rows.append((mode, count, measured))
                 print(
-                    f"{mode:6s} {count:5d} frames  model loaded {measured['loaded_mb']:7.1f} MB"
+                    f"{mode:9s} {count:5d} frames  model loaded {measured['loaded_mb']:7.1f} MB"
                     f"  peak {measured['peak_mb']:7.1f} MB",
                     flush=True,
                 )
     print(f"\n{HEIGHT}x{WIDTH} frames, network side {args.input_size}, random Small weights")
-    for mode in ("stream", "array"):
+    for mode in MODES:
         peaks = [(count, m["peak_mb"]) for kind, count, m in rows if kind == mode]
         counts, mbs = np.array(peaks, dtype=np.float64).T
         slope = np.polyfit(counts, mbs, 1)[0] * 100 if len(peaks) > 1 else 0.0
         listed = ", ".join(f"{mb:.0f} MB at {count}" for count, mb in peaks)
-        print(f"{mode:6s}: peak {listed} frames; fitted growth {slope:+.1f} MB per 100 frames")
+        print(f"{mode:9s}: peak {listed} frames; fitted growth {slope:+.1f} MB per 100 frames")
 
 
 if __name__ == "__main__":
