@@ -34,14 +34,16 @@ def export(
         bool,
         typer.Option(
             "--static",
-            help="Fix batch 1 and the input size of a 640x480 photo, for runtimes that "
-            "need fixed shapes [default: batch, height and width free].",
+            help="Fix batch 1 and the input size of a 640x480 photo (and one 32-frame "
+            "window for video-depth-anything-*), for runtimes that need fixed shapes "
+            "[default: batch, height and width free].",
         ),
     ] = False,
 ) -> None:
-    """Export a model to ONNX: the input `image` (batch, 3, height, width), prepared as
-    the file's metadata says (and `prompt_depth` in meters for Prompt Depth Anything),
-    and the model's outputs by name."""
+    """Export a model to ONNX: the input `image` (batch, 3, height, width; for Video
+    Depth Anything whole clips, batch, frames, 3, height, width), prepared as the file's
+    metadata says (and `prompt_depth` in meters for Prompt Depth Anything), and the
+    model's outputs by name."""
     import depthlens
     from depthlens.models.backends.export import (
         EXPORT_PRECISIONS,
