@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_temporal.py [--frames 24] [--size 256x192] [--seed 11]
+    .venv/bin/python benchmarks/bench_temporal.py [--frames 24] [--size 256x192] [--seed 11] \\
+        [--vda-side 252]
 
 Two synthetic clips of one indoor scene (``depthlens.synth``, exact z-depth and camera
 poses from the renderer):
@@ -14,9 +15,12 @@ poses from the renderer):
 
 Rows per clip: the exact disparity (a floor: TAE's pixel rounding on slanted surfaces),
 the exact disparity times a per-frame random scale in [0.9, 1.1] (a known jitter), the
-bundled network ``depthlens-small`` run frame by frame, and the same predictions
+bundled network ``depthlens-small`` run frame by frame, the same predictions
 passed through ``depthlens.video.DepthStabilizer`` with the frames (what
-``predict_video(stabilize=True)`` computes).
+``predict_video(stabilize=True)`` computes), and Video Depth Anything Small's
+architecture with seeded random weights (nothing can be downloaded here: what its
+windows and its streaming cache do, not its quality) at network side ``--vda-side``,
+windowed and streaming.
 
 Columns (``depthlens.eval.temporal``): AbsRel and δ1 after ONE disparity scale and
 shift fitted over the whole clip (Video Depth Anything's protocol, max depth 10 m);
@@ -34,6 +38,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
+import torch
 
 from depthlens.eval.temporal import (
     align_video_disparity,
@@ -122,12 +127,24 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", default="256x192", help="WIDTHxHEIGHT")
     parser.add_argument("--seed", type=int, default=11, help="scene seed (11: indoor)")
+    parser.add_argument(
+        "--vda-side",
+        type=int,
+        default=252,
+        help="Video Depth Anything's network side (518: as released)",
+    )
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
     import depthlens
+    from depthlens.models import video_depth_anything as vda
 
     model = depthlens.load_model("depthlens-small", device="cpu")
+    # Video Depth Anything Small's architecture with seeded random weights (no weights
+    # can be downloaded here): what its windows and streaming cache do to consistency,
+    # not its quality.
+    torch.manual_seed(0)
+    video_network = vda.build_network(vda.PRESETS["vits"]).eval()
     started = time.perf_counter()
     clips = {
         "dolly": dolly_clip(args.seed, args.frames, height, width),
@@ -139,7 +156,7 @@ def main() -> None:
         f"({choose_kind(args.seed)}), whole-clip disparity alignment, max depth {MAX_DEPTH} m"
     )
     header = (
-        f"{'clip':<8}{'row':<30}{'AbsRel':>8}{'δ1':>7}{'AbsRel/frame-fit':>18}"
+        f"{'clip':<8}{'row':<32}{'AbsRel':>8}{'δ1':>7}{'AbsRel/frame-fit':>18}"
         f"{'TAE %':>8}{'flicker':>9}"
     )
     print(header)
@@ -156,16 +173,23 @@ def main() -> None:
         stable = np.stack(
             [stabilizer(d.astype(np.float32), f) for d, f in zip(raw, rgbs, strict=True)]
         )
+        with torch.inference_mode():
+            windowed = vda.predict_clip(video_network, rgbs, args.vda_side)
+            streamed = np.stack(
+                list(vda.iter_video_depth_streaming(video_network, rgbs, args.vda_side))
+            )
         rows = {
             "exact depth": exact,
             "exact, per-frame scale ±10 %": exact * k,
             "depthlens-small, per frame": raw,
             "depthlens-small, stabilised": stable.astype(np.float64),
+            "VDA-S random, windowed": windowed.astype(np.float64),
+            "VDA-S random, streaming": streamed.astype(np.float64),
         }
         for label, disparity in rows.items():
             r = score(disparity, gt, poses, camera, still)
             print(
-                f"{name:<8}{label:<30}{r['abs_rel']:>8.4f}{r['delta1']:>7.3f}"
+                f"{name:<8}{label:<32}{r['abs_rel']:>8.4f}{r['delta1']:>7.3f}"
                 f"{r['abs_rel_frame_fit']:>18.4f}{r['tae']:>8.3f}{r['flicker']:>9.4f}"
             )
     frames = sum(len(c[1]) for c in clips.values())
