@@ -283,7 +283,7 @@ class Estimator:
                 chunk = group[offset : offset + step]
                 batch = torch.from_numpy(np.stack([p.tensor for _, p, _ in chunk]))
                 batch = batch.to(self.device)
-                # a second input, Prompt Depth Anything's prompt depth, on every backend
+                # a second input (a prompt depth: Prepared.extra), on every backend
                 extras = [p.extra for _, p, _ in chunk if p.extra is not None]
                 extra = [torch.from_numpy(np.stack(extras)).to(self.device)] if extras else []
                 start = time.perf_counter()
