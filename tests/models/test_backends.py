@@ -14,6 +14,7 @@ import torch
 import depthlens
 from depthlens.errors import UsageError
 from depthlens.models import backends
+from depthlens.models import depth_anything as da
 from depthlens.models import prompt_depth_anything as pda
 from depthlens.models.backends import OutputLayout, check_choice, pytorch
 from depthlens.models.backends import cache as compiled
@@ -25,6 +26,17 @@ SQUARE = Path(__file__).resolve().parent.parent / "expected" / "inputs" / "squar
 CLI = [sys.executable, "-c", "from depthlens.cli import main; main()"]
 
 
+# Depth Anything V2 with a 4 x 4 position grid: a 56 x 56 input is the grid's own size
+# (no resize upstream). Also the image part of the tiny Video Depth Anything.
+TINY_DA = da.DAConfig(
+    width=32,
+    depth=5,
+    heads=2,
+    features=16,
+    out_channels=(8, 16, 32, 32),
+    hooked_blocks=(0, 2, 3, 4),
+    image_size=56,
+)
 # Prompt Depth Anything with a 4 x 4 position grid, for the ONNX Runtime and OpenVINO
 # tests of a network with two inputs (the image and the prompt depth).
 TINY_PDA = pda.PDAConfig(

@@ -36,9 +36,13 @@ from depthlens.models.estimator import Estimator
 from depthlens.models.registry import get_spec
 from depthlens.models.spec import ModelSpec
 from depthlens.models.weights import BUNDLED_DIR
-from tests.checkpoints import random_state_dict
 from tests.models import test_depth_anything_3 as da3_tests
-from tests.models.test_backends import prompt_batch, tiny_prompt_depth_anything
+from tests.models.test_backends import (
+    TINY_DA,
+    prompt_batch,
+    random_weights,
+    tiny_prompt_depth_anything,
+)
 from tests.models.test_video_depth_anything import _clip as vda_clip
 from tests.models.test_video_depth_anything import tiny_video_depth_anything
 from tests.models.test_zoedepth import TINY as TINY_ZOE
@@ -75,16 +79,6 @@ TINY_HYBRID = dpt.DPTVariantConfig(
     resnet_stem=8,
     resnet_groups=4,
 )
-# A 4 x 4 position grid: a 56 x 56 input is the grid's own size (no resize upstream).
-TINY_DA = da.DAConfig(
-    width=32,
-    depth=5,
-    heads=2,
-    features=16,
-    out_channels=(8, 16, 32, 32),
-    hooked_blocks=(0, 2, 3, 4),
-    image_size=56,
-)
 TINY_M3D = m3d.Metric3DConfig(
     embed_dim=32,
     depth=2,
@@ -112,13 +106,6 @@ class Case:
     sizes: tuple[tuple[int, int], tuple[int, int]]
 
 
-def _random(network: nn.Module, seed: int = 0) -> nn.Module:
-    """``network`` with deterministic random weights of visible size (tests/checkpoints)."""
-    layout = {key: tuple(value.shape) for key, value in network.state_dict().items()}
-    network.load_state_dict(random_state_dict(layout, seed), strict=True)
-    return network.eval()
-
-
 def _bundled() -> nn.Module:
     return depthlens.load_model("depthlens-small", device="cpu").network
 
@@ -129,19 +116,19 @@ CASES = {
         Case("depthlens-small", _bundled, None, ((96, 128), (64, 160))),
         Case(
             "dpt-large",
-            lambda: _random(dpt.build_network(TINY_DPT)),
+            lambda: random_weights(dpt.build_network(TINY_DPT)),
             (64, 96),
             ((96, 64), (128, 128)),
         ),
         Case(
             "dpt-hybrid",
-            lambda: _random(dpt.build_network(TINY_HYBRID)),
+            lambda: random_weights(dpt.build_network(TINY_HYBRID)),
             (64, 96),
             ((96, 64), (128, 128)),
         ),
         Case(
             "depth-anything-small",  # V1
-            lambda: _random(
+            lambda: random_weights(
                 da.build_network(replace(TINY_DA, version=1, hooked_blocks=(1, 2, 3, 4)))
             ),
             (42, 70),
@@ -149,43 +136,43 @@ CASES = {
         ),
         Case(
             "depth-anything-v2-small",
-            lambda: _random(da.build_network(TINY_DA)),
+            lambda: random_weights(da.build_network(TINY_DA)),
             (42, 70),
             ((56, 56), (84, 56)),
         ),
         Case(
             "depth-anything-v2-metric-indoor-small",
-            lambda: _random(da.build_network(replace(TINY_DA, metric=True, max_depth=20.0))),
+            lambda: random_weights(da.build_network(replace(TINY_DA, metric=True, max_depth=20.0))),
             (42, 70),
             ((56, 56), (84, 56)),
         ),
         Case(  # any-view: depth, confidence and a (batch, 2) field of view
             "depth-anything-3-small",
-            lambda: _random(da3.build_network(TINY_DA3)),
+            lambda: random_weights(da3.build_network(TINY_DA3)),
             (42, 70),
             ((56, 56), (84, 56)),
         ),
         Case(  # mono: depth and sky
             "depth-anything-3-mono-large",
-            lambda: _random(da3.build_network(TINY_DA3_MONO)),
+            lambda: random_weights(da3.build_network(TINY_DA3_MONO)),
             (42, 70),
             ((56, 56), (84, 56)),
         ),
         Case(
             "metric3d-v2-small",
-            lambda: _random(m3d.build_network(TINY_M3D)),
+            lambda: random_weights(m3d.build_network(TINY_M3D)),
             (28, 84),
             ((56, 56), (84, 56)),
         ),
         Case(  # BEiT: a 24 x 24 relative position bias, resized to the input's grid
             "zoedepth-nyu",
-            lambda: _random(zd.build_network(TINY_ZOE)),
+            lambda: random_weights(zd.build_network(TINY_ZOE)),
             (64, 96),
             ((96, 64), (128, 128)),
         ),
         Case(  # normed bin centres
             "zoedepth-kitti",
-            lambda: _random(zd.build_network(TINY_ZOE_K)),
+            lambda: random_weights(zd.build_network(TINY_ZOE_K)),
             (64, 96),
             ((96, 64), (128, 128)),
         ),
@@ -220,14 +207,23 @@ def exported(request: pytest.FixtureRequest, home: Path) -> Exported:
     spec = get_spec(case.model)
     network = case.build()
     weights = str(BUNDLED_DIR / "depthlens-small.safetensors") if case.export_size is None else ""
-    if case.export_size is not None:  # at a small size of its own: a fast trace
-        folder = cache.entry_dir(spec, cache.weights_key(network, weights), "onnxruntime", "fp32")
-        export_onnx(spec, network, folder / "model.onnx", size=case.export_size)
-    with pytest.MonkeyPatch.context() as patch:
-        if case.export_size is not None:
-            patch.setattr(ort_backend, "export_onnx", no_export)
+    if case.export_size is None:  # the bundled model, exported at its own size
         runner = OnnxRuntimeRunner(spec, network, CPU, "fp32", weights)
+    else:
+        runner = runner_on_small_export(spec, network, case.export_size)
     return Exported(case, spec, network, weights, runner)
+
+
+def runner_on_small_export(
+    spec: ModelSpec, network: nn.Module, size: tuple[int, int]
+) -> OnnxRuntimeRunner:
+    """A runner on ``network`` exported into the cache at ``size`` (a small size of its
+    own: a fast trace), checked to reuse that entry."""
+    folder = cache.entry_dir(spec, cache.weights_key(network, ""), "onnxruntime", "fp32")
+    export_onnx(spec, network, folder / "model.onnx", size=size)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ort_backend, "export_onnx", no_export)
+        return OnnxRuntimeRunner(spec, network, CPU)
 
 
 def no_export(*args: object, **kwargs: object) -> None:
@@ -335,11 +331,7 @@ def prompted(home: Path) -> tuple[nn.Module, OnnxRuntimeRunner]:
     """A tiny Prompt Depth Anything exported into the cache at a small size, and a
     runner on that entry."""
     network = tiny_prompt_depth_anything()
-    folder = cache.entry_dir(PDA, cache.weights_key(network, ""), "onnxruntime", "fp32")
-    export_onnx(PDA, network, folder / "model.onnx", size=(42, 70))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ort_backend, "export_onnx", no_export)
-        return network, OnnxRuntimeRunner(PDA, network, CPU)
+    return network, runner_on_small_export(PDA, network, (42, 70))
 
 
 def test_prompt_depth_is_a_second_input_with_sizes_of_its_own(
@@ -422,11 +414,7 @@ def clip_runner(home: Path) -> tuple[nn.Module, OnnxRuntimeRunner]:
     """A tiny Video Depth Anything exported into the cache at a small size (a clip of 2
     frames of 42 x 70), and a runner on that entry."""
     network = tiny_video_depth_anything()
-    folder = cache.entry_dir(VDA, cache.weights_key(network, ""), "onnxruntime", "fp32")
-    export_onnx(VDA, network, folder / "model.onnx", size=(42, 70))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ort_backend, "export_onnx", no_export)
-        return network, OnnxRuntimeRunner(VDA, network, CPU)
+    return network, runner_on_small_export(VDA, network, (42, 70))
 
 
 def test_video_depth_anything_exports_clips_with_free_frames(

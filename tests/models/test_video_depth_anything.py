@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from depthlens.models import depth_anything as da
 from depthlens.models import video_depth_anything as vda
-from tests.checkpoints import official_checkpoint, random_state_dict, read_key_table
+from tests.checkpoints import official_checkpoint, read_key_table
+from tests.models.test_backends import TINY_DA, random_weights
 
 EXPECTED = Path(__file__).resolve().parent.parent / "expected"
 GOLDEN = EXPECTED / "video-depth-anything-small_official.npz"
@@ -47,27 +48,12 @@ def streaming_golden() -> dict[str, np.ndarray]:
 
 # A tiny random network for the backend tests (test_backends_onnx/openvino): a 4 x 4
 # position grid, motion modules of 32, 32, 16 and 16 channels in 8 groups and 2 heads.
-TINY = vda.VDAConfig(
-    image=da.DAConfig(
-        width=32,
-        depth=5,
-        heads=2,
-        features=16,
-        out_channels=(8, 16, 32, 32),
-        hooked_blocks=(0, 2, 3, 4),
-        image_size=56,
-    ),
-    motion_heads=2,
-    norm_groups=8,
-)
+TINY = vda.VDAConfig(image=TINY_DA, motion_heads=2, norm_groups=8)
 
 
 def tiny_video_depth_anything(seed: int = 0) -> vda.VideoDepthAnythingNetwork:
     """``TINY`` with deterministic random weights (tests/checkpoints)."""
-    network = vda.build_network(TINY)
-    layout = {key: tuple(value.shape) for key, value in network.state_dict().items()}
-    network.load_state_dict(random_state_dict(layout, seed), strict=True)
-    return network.eval()
+    return random_weights(vda.build_network(TINY), seed)
 
 
 def _clip() -> np.ndarray:
@@ -255,7 +241,6 @@ def test_input_size_rule() -> None:
 
 
 def test_config_rejects_metric_da_head() -> None:
-    from depthlens.models import depth_anything as da
 
     with pytest.raises(ValueError, match="ReLU"):
         vda.VDAConfig(image=da.make_config(2, "small", metric=True, max_depth=20.0))
