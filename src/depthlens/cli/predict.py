@@ -221,8 +221,7 @@ def predict(
         raise UsageError("Give the images to predict: files, folders, globs or --input-list.")
     given["engine"] = engine_from_options(engine, ray_address, actors, cpus_per_actor)
     given["report_file"] = report
-    if tiles is not None or upsample != "auto":
-        given["tiling"] = TileOptions.parse(tiles or "1", tile_overlap, upsample)
+    given["tiling"] = TileOptions.parse(tiles, tile_overlap, upsample)
     given["keep_results"] = input_list is None  # a streamed list keeps counts only
     pixels = int(max_megapixels * 1e6)
     _run(inputs or [], output, pixels, camera, video, given, allow_truncated)

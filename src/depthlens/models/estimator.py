@@ -222,11 +222,7 @@ class Estimator:
         ``auto`` means with tiles, or ``bilinear``; ``guided`` without ``tiles`` is one
         pass upsampled so); ``depthlens.models.tiling`` says how.
         """
-        tiling = (
-            None
-            if tiles is None and upsample == "auto"
-            else TileOptions.parse(tiles or 1, tile_overlap, upsample)
-        )
+        tiling = TileOptions.parse(tiles, tile_overlap, upsample)
         if isinstance(inputs, list | tuple):
             if prompt_depth is not None:
                 raise UsageError(

@@ -98,14 +98,19 @@ class TileOptions:
 
     @classmethod
     def parse(
-        cls, tiles: str | int, overlap: float = DEFAULT_OVERLAP, upsample: str = "auto"
-    ) -> TileOptions:
-        """Options from user text: ``tiles`` is ``auto`` or a whole number."""
-        text = str(tiles).strip().lower()
+        cls, tiles: str | int | None, overlap: float = DEFAULT_OVERLAP, upsample: str = "auto"
+    ) -> TileOptions | None:
+        """Options from what a user asked (flags, form fields, keywords): ``tiles`` is
+        ``auto`` or a whole number; None when neither tiles nor an upsampling was asked
+        for (one pass, as the model's own code), and 1 tile when only the upsampling was."""
+        way = upsample.strip().lower()
+        if tiles is None and way == "auto":
+            return None
+        text = "1" if tiles is None else str(tiles).strip().lower()
         if text != "auto" and not text.isdigit():
             raise UsageError(f"Tiles must be auto or a whole number from 1 to {MAX_TILES}.")
         count: int | Literal["auto"] = "auto" if text == "auto" else int(text)
-        return cls(count, float(overlap), upsample.strip().lower())  # type: ignore[arg-type]
+        return cls(count, float(overlap), way)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

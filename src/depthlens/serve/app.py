@@ -384,16 +384,15 @@ async def predict_depth(
 def _tiling(upload: Upload, tiles: str | None, overlap: float, upsample: str) -> TileOptions | None:
     """The tiling the form asks for (None: one pass); 422 ApiError for values out of
     range or a prompt-depth model."""
-    if tiles is None and upsample == "auto":
-        return None
-    if upload.estimator.spec.takes_prompt_depth:
+    try:
+        tiling = TileOptions.parse(tiles, overlap, upsample)
+    except UsageError as exc:
+        raise ApiError(422, "invalid_parameter", str(exc)) from None
+    if tiling is not None and upload.estimator.spec.takes_prompt_depth:
         raise ApiError(
             422, "invalid_parameter", "Prompt-depth models run untiled; leave out 'tiles'."
         )
-    try:
-        return TileOptions.parse(tiles or "1", overlap, upsample)
-    except UsageError as exc:
-        raise ApiError(422, "invalid_parameter", str(exc)) from None
+    return tiling
 
 
 def _with_limit(upload: Upload, max_pixels: int, note: str) -> Upload:
